@@ -1,0 +1,1 @@
+"""Stem vectors: the offline `features` backend (default) and the optional CLAP backend."""

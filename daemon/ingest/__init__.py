@@ -1,0 +1,1 @@
+"""Construction kits → analysed stems: unpack, probe, analyse, classify, journal, pipeline."""

@@ -1,0 +1,1 @@
+"""Plan → mastered WAV: select, conform, sequence, mix, master, export."""

@@ -1,0 +1,1 @@
+"""The long-running daemon: watching, scheduling, systemd notification, signals."""

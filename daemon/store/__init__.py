@@ -1,0 +1,1 @@
+"""The library database: peewee models, schema migrations and every query."""

@@ -1,0 +1,1 @@
+"""Procedural construction-kit synthesiser: the demo kit and the test fixtures."""
