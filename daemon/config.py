@@ -188,10 +188,15 @@ def _ingest(check: Checker, data: dict) -> IngestSettings:
 
 
 def _render(check: Checker, data: dict) -> RenderSettings:
+    sample_rate = check.number(data, "render", "sample_rate", 44100, integer=True)
+    if sample_rate not in (44100, 48000):
+        check.problem("render.sample_rate", f"must be 44100 or 48000 (got {sample_rate})")
+    bit_depth = check.number(data, "render", "bit_depth", 24, integer=True)
+    if bit_depth not in (16, 24, 32):
+        check.problem("render.bit_depth", f"must be 16, 24 or 32 (got {bit_depth})")
     return RenderSettings(
-        sample_rate=check.number(data, "render", "sample_rate", 44100, integer=True,
-                                 low=44100, high=48000),
-        bit_depth=check.number(data, "render", "bit_depth", 24, low=16, high=32, integer=True),
+        sample_rate=sample_rate,
+        bit_depth=bit_depth,
         target_lufs=check.number(data, "render", "target_lufs", -14.0, low=-30, high=-5),
         true_peak_db=check.number(data, "render", "true_peak_db", -1.0, low=-9, high=0),
         max_stretch=check.number(data, "render", "max_stretch", 0.25, low=0.0, high=0.5),

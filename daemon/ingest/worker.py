@@ -1,0 +1,73 @@
+"""The analysis step that runs in pool processes: decode → analyse → embed, no I/O else.
+
+Workers load the analysis rules and the category classifier once (`init_worker`) and then
+turn one file into a JSON-ready result dict. Errors come back as data (reason and detail)
+so the pipeline, the one boundary per file, decides about quarantine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from daemon.embed.features import FEATURES_MODEL, embed_features
+from daemon.errors import AnalysisError, IngestError, TraumError
+from daemon.ingest.analyse import analyse_stem
+from daemon.ingest.classify import CategoryClassifier
+from daemon.ingest.probe import decode_audio
+from daemon.ingest.rules import load_analysis_rules
+
+_STATE: dict[str, Any] = {}
+
+
+def init_worker(rules_dir: str, classifier_path: str) -> None:
+    """Load rules and classifier into this process (pool initializer)."""
+    _STATE["rules"] = load_analysis_rules(Path(rules_dir))
+    _STATE["classifier"] = CategoryClassifier.load(Path(classifier_path))
+
+
+def analyse_file(source: str, rel_path: str) -> dict[str, Any]:
+    """Analyse one file; return ``{"ok": True, ...fields}`` or ``{"ok": False, reason, detail}``.
+
+    Only `TraumError`s become error results; anything else is a bug and propagates.
+    """
+    path = Path(source)
+    try:
+        decoded = decode_audio(path)
+        analysis = analyse_stem(decoded.audio, decoded.sample_rate, name=rel_path,
+                                rules=_STATE["rules"], classifier=_STATE["classifier"])
+        vector = embed_features(y=decoded.audio, sample_rate=decoded.sample_rate)
+    except IngestError as exc:
+        return {"ok": False, "reason": exc.reason, "detail": exc.detail or str(exc)}
+    except AnalysisError as exc:
+        return {"ok": False, "reason": str(exc).split(":")[0] or "analysis", "detail": str(exc)}
+    except TraumError as exc:
+        return {"ok": False, "reason": "analysis", "detail": str(exc)}
+    return {"ok": True, "values": analysis_values(analysis, rel_path),
+            "embedding": np.asarray(vector, np.float32).tolist(),
+            "embedding_model": FEATURES_MODEL}
+
+
+def analysis_values(analysis: Any, rel_path: str) -> dict[str, Any]:
+    """Column values of the `stem` row for one analysis (paths and hash added later)."""
+    return {
+        "rel_path": rel_path, "category": analysis.category,
+        "category_confidence": float(analysis.category_confidence),
+        "category_source": analysis.category_source, "kind": analysis.kind,
+        "bpm": _maybe(analysis.bpm), "bpm_confidence": float(analysis.bpm_confidence),
+        "bpm_source": analysis.bpm_source, "musical_key": analysis.key,
+        "key_confidence": float(analysis.key_confidence), "key_source": analysis.key_source,
+        "duration": float(analysis.duration), "sample_rate": int(analysis.sample_rate),
+        "channels": int(analysis.channels), "lufs": _maybe(analysis.lufs),
+        "peak_db": float(analysis.peak_db), "rms_db": float(analysis.rms_db),
+        "crest_db": float(analysis.crest_db), "tags": json.dumps(list(analysis.tags)),
+        "descriptors": json.dumps({k: round(float(v), 6)
+                                   for k, v in analysis.descriptors.items()}),
+    }
+
+
+def _maybe(value: float | None) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,115 @@
+"""Schema versions of stems.db as frozen SQL, applied in order by `migrate`.
+
+Each migration is the exact SQL of its release and never changes once shipped, so a newer
+Traum-Engine opens a database written by any older one and brings it forward without loss.
+The models in `models.py` describe the newest schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from peewee import Database
+
+from daemon.errors import StoreError
+
+_V1 = [
+    """CREATE TABLE kit (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        source_kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        finished_at REAL)""",
+    """CREATE TABLE stem (
+        id INTEGER PRIMARY KEY,
+        kit_id INTEGER NOT NULL REFERENCES kit(id) ON DELETE CASCADE,
+        rel_path TEXT NOT NULL,
+        stored_path TEXT NOT NULL UNIQUE,
+        content_hash TEXT NOT NULL UNIQUE,
+        category TEXT NOT NULL,
+        category_confidence REAL NOT NULL,
+        category_source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        bpm REAL,
+        bpm_confidence REAL NOT NULL,
+        bpm_source TEXT NOT NULL,
+        musical_key TEXT,
+        key_confidence REAL NOT NULL,
+        key_source TEXT NOT NULL,
+        duration REAL NOT NULL,
+        sample_rate INTEGER NOT NULL,
+        channels INTEGER NOT NULL,
+        lufs REAL,
+        peak_db REAL NOT NULL,
+        rms_db REAL NOT NULL,
+        crest_db REAL NOT NULL,
+        tags TEXT NOT NULL,
+        embedding BLOB,
+        added_at REAL NOT NULL)""",
+    "CREATE INDEX stem_category ON stem(category)",
+    "CREATE INDEX stem_kit ON stem(kit_id)",
+    """CREATE TABLE ingestitem (
+        id INTEGER PRIMARY KEY,
+        kit_id INTEGER NOT NULL REFERENCES kit(id) ON DELETE CASCADE,
+        rel_path TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        content_hash TEXT,
+        stem_id INTEGER REFERENCES stem(id) ON DELETE SET NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        UNIQUE (kit_id, rel_path))""",
+    "CREATE INDEX ingestitem_state ON ingestitem(state)",
+]
+
+# Version 2: the embedding backend's model name per vector (so switching backends can
+# re-embed), the inbox entry a kit came from (so an interrupted kit is resumed under
+# the name it was given), the analysis descriptors, the analysis cached in the journal (so a crash
+# between analysis and store does not analyse a file twice), and the render log.
+_V2 = [
+    "ALTER TABLE kit ADD COLUMN source_name TEXT",
+    "ALTER TABLE stem ADD COLUMN embedding_model TEXT",
+    "ALTER TABLE stem ADD COLUMN descriptors TEXT NOT NULL DEFAULT '{}'",
+    "ALTER TABLE ingestitem ADD COLUMN analysis TEXT",
+    """CREATE TABLE render (
+        id INTEGER PRIMARY KEY,
+        prompt TEXT NOT NULL,
+        wav_path TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        lufs REAL,
+        true_peak_db REAL,
+        duration REAL,
+        created_at REAL NOT NULL)""",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+LATEST = max(MIGRATIONS)
+
+
+def read_version(db: Database) -> int:
+    """Schema version of an open database; 0 for an empty one."""
+    db.execute_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute_sql("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: Database, *, target: int = LATEST,
+            on_step: Callable[[int], None] | None = None) -> int:
+    """Apply every migration above the current version up to `target`, each atomically.
+
+    Returns the resulting version. A database newer than this release is refused rather
+    than silently mis-read.
+    """
+    current = read_version(db)
+    if current > LATEST:
+        raise StoreError(f"database schema v{current} is newer than this release (v{LATEST}); "
+                         "upgrade Traum-Engine")
+    for version in range(current + 1, target + 1):
+        with db.atomic():
+            for statement in MIGRATIONS[version]:
+                db.execute_sql(statement)
+            db.execute_sql("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        if on_step:
+            on_step(version)
+    return max(current, target)

@@ -1,0 +1,233 @@
+"""The engine's units of work, shared by the CLI and the daemon: ingest a kit, render a prompt.
+
+`Engine` holds what the work needs between items (the open database, the analysis pool,
+loaded rules) and is the `Work` the daemon drives. Every method either succeeds or raises a
+`TraumError` whose message names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.config import Config, ensure_folders
+from daemon.errors import PlanError, RenderError
+from daemon.ingest import files
+from daemon.ingest.pipeline import Analyser, IngestContext, IngestReport, Progress, ingest_kit
+from daemon.ingest.reconcile import ReconcileReport, reconcile_library
+from daemon.store import queries
+from daemon.store.db import open_database
+
+log = logging.getLogger("traum.work")
+
+#: Prompt files larger than this are refused: a prompt is a sentence, not a document.
+MAX_PROMPT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    wav: Path
+    report: Path
+    plan: Any
+    result: Any
+
+
+class Engine:
+    """Ingest and render with one configuration; thread-safe for one ingest lane plus one
+    render lane (renders only read committed stems)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        ensure_folders(config.paths)
+        open_database(config.paths.database)
+        self._analyser: Analyser | None = None
+        self._lock = threading.Lock()
+        self.in_progress: dict[str, str] = {}
+
+    # -- the daemon's Work protocol ---------------------------------------------------
+    def reconcile(self) -> ReconcileReport:
+        report = reconcile_library(self.config.paths)
+        log.info("reconciled library: %s", report)
+        return report
+
+    def ingest(self, path: Path, on_progress: Progress | None = None) -> IngestReport:
+        self.in_progress["ingest"] = str(path)
+        try:
+            report = ingest_kit(path, context=self._ingest_context(),
+                                analyser=self._ensure_analyser(), on_progress=on_progress)
+        finally:
+            self.in_progress.pop("ingest", None)
+        log.info("ingested %s: %s", path.name, _summary(report))
+        return report
+
+    def render(self, prompt: Path) -> RenderOutcome:
+        self.in_progress["render"] = str(prompt)
+        try:
+            text = read_prompt(prompt)
+            return self.render_text(text, out_wav=prompt.with_suffix(".wav"))
+        finally:
+            self.in_progress.pop("render", None)
+
+    def reload(self, config: Config) -> None:
+        self.close()
+        self.__init__(config)
+
+    def status(self) -> dict[str, Any]:
+        return collect_status(self.config, in_progress=dict(self.in_progress))
+
+    def close(self) -> None:
+        if self._analyser is not None:
+            self._analyser.close()
+            self._analyser = None
+
+    # -- building blocks --------------------------------------------------------------
+    def plan_text(self, text: str, *, seed: int | None = None):
+        """Arrange `text` into a plan, choosing a key the library can serve."""
+        from daemon.compose.arrange import TONAL_CATEGORIES, plan_prompt
+        from daemon.compose.rules import load_rules
+
+        rules = load_rules(self.config.paths.rules)
+        counts = queries.key_counts(TONAL_CATEGORIES)
+        return plan_prompt(text, rules, seed=seed, key_counts=counts)
+
+    def render_text(self, text: str, *, out_wav: Path, seed: int | None = None) -> RenderOutcome:
+        """Plan and render `text` to `out_wav` (+ JSON report beside it)."""
+        from daemon.render.patterns import load_patterns
+        from daemon.render.render import render_plan
+
+        plan = self.plan_text(text, seed=seed)
+        stems = queries.list_stems(self.config.paths.library)
+        if not stems:
+            raise RenderError(f"{out_wav.name}: the library has no stems yet; drop a "
+                              f"construction kit into {self.config.paths.inbox} first")
+        result = render_plan(plan, stems, out_wav=out_wav, settings=self.config.render,
+                             cache_dir=self.config.paths.cache,
+                             patterns=load_patterns(self.config.paths.rules),
+                             extra_scores=self._text_scores(text, stems))
+        queries.record_render(prompt=text, wav_path=result.wav, seed=plan.seed,
+                              lufs=result.lufs, true_peak_db=result.true_peak_db,
+                              duration=result.duration)
+        return RenderOutcome(wav=result.wav, report=result.report, plan=plan, result=result)
+
+    def _text_scores(self, text: str, stems: Sequence[Any]) -> dict[int, float] | None:
+        """Prompt-to-stem similarity from a text-capable backend (CLAP); None otherwise."""
+        if self.config.embedding.backend != "clap":
+            return None
+        from daemon.embed.backend import get_backend
+
+        backend = get_backend(self.config.embedding)
+        query = backend.embed_text([text])
+        if query is None:
+            return None
+        vector = query[0]
+        return {stem.id: max(0.0, float(stem.embedding @ vector)) for stem in stems
+                if stem.embedding is not None and stem.embedding_model == backend.model_name}
+
+    def _ingest_context(self) -> IngestContext:
+        return IngestContext(paths=self.config.paths, settings=self.config.ingest,
+                             classifier_path=self._ensure_classifier())
+
+    def _ensure_analyser(self) -> Analyser:
+        if self._analyser is None:
+            self._analyser = Analyser(workers=self.config.ingest.workers,
+                                      rules_dir=self.config.paths.rules,
+                                      classifier_path=self._ensure_classifier())
+        return self._analyser
+
+    def _ensure_classifier(self) -> Path:
+        """Train the bootstrap category classifier once and cache it in library/cache."""
+        from daemon.ingest.classify import CLASSIFIER_FILE, bootstrap_classifier
+
+        path = self.config.paths.cache / CLASSIFIER_FILE
+        with self._lock:
+            if not path.exists():
+                log.info("training the audio category classifier (once)")
+                bootstrap_classifier().save(path)
+        return path
+
+
+def read_prompt(path: Path) -> str:
+    """The text of a prompt file; `PlanError` naming the file if unreadable or empty."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PlanError(f"{path.name}: cannot read the prompt: {exc.strerror}") from exc
+    if len(data) > MAX_PROMPT_BYTES:
+        raise PlanError(f"{path.name}: prompt is {len(data)} bytes; the limit is "
+                        f"{MAX_PROMPT_BYTES}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{path.name}: prompt is not UTF-8 text (byte {exc.start}); "
+                        "save it as UTF-8") from exc
+    if not text.strip():
+        raise PlanError(f"{path.name}: prompt is empty; write e.g. 'driving techno 138 bpm'")
+    return text
+
+
+def prompt_needs_render(prompt: Path) -> bool:
+    """True unless NAME.wav and NAME.json, or NAME.error.txt, are newer than the prompt."""
+    try:
+        changed = prompt.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    outputs = [prompt.with_suffix(".wav"), prompt.with_suffix(".json")]
+    if all(p.exists() and p.stat().st_mtime >= changed for p in outputs):
+        return False
+    error = error_path(prompt)
+    return not (error.exists() and error.stat().st_mtime >= changed)
+
+
+def error_path(prompt: Path) -> Path:
+    return prompt.with_suffix(".error.txt")
+
+
+def write_error(prompt: Path, message: str) -> None:
+    """Write NAME.error.txt beside a prompt that could not be rendered."""
+    files.write_text_atomic(error_path(prompt), message.rstrip() + "\n")
+
+
+def pending_inbox(config: Config) -> list[Path]:
+    """Top-level inbox entries waiting to be ingested (junk and temp names excluded)."""
+    from daemon.ingest.unpack import is_junk
+
+    inbox = config.paths.inbox
+    if not inbox.is_dir():
+        return []
+    return sorted(p for p in inbox.iterdir()
+                  if not is_junk(p.name) and not p.name.startswith(".")
+                  and not p.name.endswith((".part", ".crdownload", ".tmp", files.TEMP_SUFFIX)))
+
+
+def pending_requests(config: Config) -> list[Path]:
+    folder = config.paths.requests
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.prompt") if prompt_needs_render(p))
+
+
+def collect_status(config: Config, *, in_progress: dict[str, str] | None = None) -> dict:
+    """Everything `traum status` reports; the JSON keys are a stable interface."""
+    stats = queries.library_stats()
+    quarantine = config.paths.quarantine
+    quarantined = (sum(1 for p in quarantine.rglob("*.reason.txt"))
+                   if quarantine.is_dir() else 0)
+    return {
+        "stems": stats["stems"], "kits": stats["kits"], "by_category": stats["by_category"],
+        "kits_by_status": stats["kits_by_status"], "journal": stats["journal"],
+        "renders": stats["renders"], "quarantined": quarantined,
+        "pending": {"inbox": [p.name for p in pending_inbox(config)],
+                    "requests": [p.name for p in pending_requests(config)]},
+        "in_progress": in_progress or {}, "last_errors": queries.last_errors(),
+        "library": str(config.paths.library), "checked_at": time.time(),
+    }
+
+
+def _summary(report: IngestReport) -> str:
+    return (f"{report.stored} stored, {report.duplicates} duplicates, "
+            f"{report.quarantined} quarantined, {report.junk} junk skipped")

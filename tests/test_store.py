@@ -1,0 +1,160 @@
+"""The library database: creation, pragmas, forward migration without loss, queries."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from peewee import SqliteDatabase
+
+from daemon.errors import StoreError
+from daemon.store import queries, schema
+from daemon.store.db import open_database
+from daemon.store.models import MODELS
+
+
+def stem_values(name: str, **overrides) -> dict:
+    values = dict(rel_path=name, stored_path=f"stems/K/{name}", content_hash=name,
+                  category="bass", category_confidence=0.9, category_source="filename",
+                  kind="loop", bpm=128.0, bpm_confidence=1.0, bpm_source="filename",
+                  musical_key="A minor", key_confidence=0.8, key_source="audio",
+                  duration=7.5, sample_rate=44100, channels=2, lufs=-12.0, peak_db=-1.0,
+                  rms_db=-15.0, crest_db=14.0, tags=json.dumps(["dark"]))
+    values.update(overrides)
+    return values
+
+
+def add_stem(kit, name: str, **overrides):
+    queries.record_items(kit, [name])
+    item = next(i for i in queries.pending_items(kit) if i.rel_path == name)
+    return queries.commit_stem(item, stem_values(name, **overrides))
+
+
+def test_new_database_uses_wal_and_foreign_keys(tmp_path):
+    db = open_database(tmp_path / "lib" / "stems.db")
+    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute_sql("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert schema.read_version(db) == schema.LATEST
+
+
+def test_models_match_the_migrated_schema(tmp_path):
+    db = open_database(tmp_path / "stems.db")
+    for model in MODELS:
+        table = model._meta.table_name
+        columns = {row[1] for row in db.execute_sql(f"PRAGMA table_info({table})")}
+        fields = {field.column_name for field in model._meta.sorted_fields}
+        assert fields == columns, table
+
+
+def test_v1_database_is_migrated_without_loss(tmp_path):
+    path = tmp_path / "stems.db"
+    old = SqliteDatabase(str(path))
+    schema.migrate(old, target=1)  # what release 1 wrote
+    old.execute_sql("INSERT INTO kit (name, source_kind, status, added_at) "
+                    "VALUES ('Old Kit', 'zip', 'complete', 1.0)")
+    old.execute_sql(
+        "INSERT INTO stem (kit_id, rel_path, stored_path, content_hash, category, "
+        "category_confidence, category_source, kind, bpm, bpm_confidence, bpm_source, "
+        "musical_key, key_confidence, key_source, duration, sample_rate, channels, lufs, "
+        "peak_db, rms_db, crest_db, tags, embedding, added_at) VALUES (1, 'Bass/b.wav', "
+        "'stems/Old Kit/Bass/b.wav', 'abc', 'bass', 1, 'filename', 'loop', 130, 1, "
+        "'filename', 'F minor', 1, 'filename', 7.38, 48000, 2, -11, -0.5, -14, 13.5, "
+        "'[\"dark\"]', NULL, 1.0)")
+    old.close()
+
+    open_database(path)
+    records = queries.list_stems(tmp_path)
+    assert len(records) == 1
+    record = records[0]
+    assert (record.kit, record.rel_path, record.bpm, record.key) == ("Old Kit", "Bass/b.wav",
+                                                                      130.0, "F minor")
+    assert record.embedding_model is None
+    assert queries.stems_needing_embedding("features-v1")[0].id == record.id
+    raw = sqlite3.connect(path)
+    assert [v for (v,) in raw.execute("SELECT version FROM schema_version")] == [1, 2]
+
+
+def test_newer_database_is_refused(tmp_path):
+    path = tmp_path / "stems.db"
+    open_database(path)
+    raw = sqlite3.connect(path)
+    raw.execute("INSERT INTO schema_version VALUES (99)")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match="newer than this release"):
+        open_database(path)
+
+
+def test_reopen_keeps_data_and_does_not_remigrate(tmp_path):
+    path = tmp_path / "stems.db"
+    open_database(path)
+    kit = queries.claim_kit("K.zip", "K", "zip")
+    add_stem(kit, "a.wav")
+    db = open_database(path)
+    assert len(queries.list_stems(tmp_path)) == 1
+    assert db.execute_sql("SELECT count(*) FROM schema_version").fetchone()[0] == schema.LATEST
+
+
+def test_claim_kit_resumes_unfinished_and_never_reopens_finished(tmp_path):
+    open_database(tmp_path / "stems.db")
+    first = queries.claim_kit("Kit.zip", "Kit", "zip")
+    assert queries.claim_kit("Kit.zip", "Kit", "zip").id == first.id
+    queries.finish_kit(first)
+    second = queries.claim_kit("Kit.zip", "Kit", "zip")
+    assert second.id != first.id and second.name == "Kit (2)"
+
+
+def test_journal_rows_are_unique_per_kit_file(tmp_path):
+    open_database(tmp_path / "stems.db")
+    kit = queries.claim_kit("K", "K", "folder")
+    queries.record_items(kit, ["a.wav", "b.wav"])
+    queries.record_items(kit, ["a.wav", "c.wav"])
+    assert [i.rel_path for i in queries.pending_items(kit)] == ["a.wav", "b.wav", "c.wav"]
+    item = queries.pending_items(kit)[0]
+    queries.set_state(item, "quarantined", reason="undecodable: not audio")
+    assert queries.item_states(kit) == {"discovered": 2, "quarantined": 1}
+    assert queries.last_errors()[0]["reason"] == "undecodable: not audio"
+
+
+def test_search_stems_ranks_by_tags_tempo_and_key(tmp_path):
+    open_database(tmp_path / "stems.db")
+    kit = queries.claim_kit("K", "K", "folder")
+    add_stem(kit, "match.wav", tags=json.dumps(["dark", "driving"]), bpm=138.0,
+             musical_key="A minor")
+    add_stem(kit, "relative.wav", tags=json.dumps(["dark"]), bpm=69.0,
+             musical_key="C major")
+    add_stem(kit, "far.wav", tags=json.dumps(["bright"]), bpm=90.0, musical_key="F# major")
+    add_stem(kit, "kick.wav", category="kick", bpm=None, musical_key=None, kind="oneshot")
+    ranked = queries.search_stems(tmp_path, category="bass", tags=["dark", "driving"],
+                                  bpm=138, key="A minor", limit=10)
+    assert [r.rel_path for r, _ in ranked] == ["match.wav", "relative.wav", "far.wav"]
+    scores = [s for _, s in ranked]
+    assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(1.0)
+    assert len(queries.search_stems(tmp_path, limit=2)) == 2
+
+
+def test_embeddings_round_trip_and_key_counts(tmp_path):
+    open_database(tmp_path / "stems.db")
+    kit = queries.claim_kit("K", "K", "folder")
+    stem = add_stem(kit, "a.wav")
+    add_stem(kit, "b.wav", musical_key="A minor")
+    add_stem(kit, "c.wav", musical_key="C major", category="pad")
+    vector = np.linspace(-1, 1, 32).astype(np.float32)
+    queries.update_embedding(stem.id, vector, "features-v1")
+    record = queries.list_stems(tmp_path)[0]
+    assert np.array_equal(record.embedding, vector)
+    assert record.embedding_model == "features-v1"
+    assert queries.key_counts(["bass", "pad"]) == {"A minor": 2, "C major": 1}
+    assert queries.key_counts(["pad"]) == {"C major": 1}
+
+
+def test_unreadable_database_raises_store_error(tmp_path):
+    path = tmp_path / "stems.db"
+    Path(path).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="stems.db"):
+        open_database(path)
