@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import Config, ensure_folders
-from daemon.errors import PlanError, RenderError
+from daemon.errors import IngestError, PlanError, RenderError
 from daemon.ingest import files
 from daemon.ingest.pipeline import Analyser, IngestContext, IngestReport, Progress, ingest_kit
 from daemon.ingest.reconcile import ReconcileReport, reconcile_library
@@ -56,6 +56,8 @@ class Engine:
         return report
 
     def ingest(self, path: Path, on_progress: Progress | None = None) -> IngestReport:
+        if not path.exists():
+            raise IngestError(path, "missing", "no such file or folder")
         self.in_progress["ingest"] = str(path)
         try:
             report = ingest_kit(path, context=self._ingest_context(),

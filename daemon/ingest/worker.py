@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from daemon.embed.features import FEATURES_MODEL, embed_features
 from daemon.errors import AnalysisError, IngestError, TraumError
@@ -25,6 +26,9 @@ _STATE: dict[str, Any] = {}
 
 def init_worker(rules_dir: str, classifier_path: str) -> None:
     """Load rules and classifier into this process (pool initializer)."""
+    # One BLAS thread per worker: the pool already uses every core, and oversubscribed
+    # BLAS threads made feature extraction 3-5x slower in measurement.
+    threadpool_limits(1)
     _STATE["rules"] = load_analysis_rules(Path(rules_dir))
     _STATE["classifier"] = CategoryClassifier.load(Path(classifier_path))
 

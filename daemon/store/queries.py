@@ -189,6 +189,15 @@ def set_state(item: IngestItem, state: str, **fields: Any) -> None:
         setattr(item, name, value)
 
 
+def count_attempts(items: Sequence[IngestItem]) -> None:
+    """Commit one more analysis attempt for each item, before its analysis starts."""
+    ids = [item.id for item in items]
+    with database.atomic():
+        for start in range(0, len(ids), 500):
+            (IngestItem.update(attempts=IngestItem.attempts + 1)
+             .where(IngestItem.id.in_(ids[start:start + 500])).execute())
+
+
 def commit_stem(item: IngestItem, values: Mapping[str, Any]) -> Stem:
     """Insert the stem row and mark its journal item `stored` in one transaction."""
     with database.atomic():
