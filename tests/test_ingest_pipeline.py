@@ -157,7 +157,7 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path):
     finished: dict[str, int] = {}
     for delay in (0.4, 0.8, 1.2, 1.6, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0):
         process = subprocess.Popen([sys.executable, "-m", "daemon", "--config",
-                                    str(tmp_path / "config.toml"), "ingest"],
+                                    str(config), "ingest"],
                                    cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         time.sleep(delay)
@@ -169,7 +169,7 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path):
                     finished.setdefault(rel, attempts)
         if not folder.exists():
             break
-    final = traum(tmp_path / "config.toml", "ingest")
+    final = traum(config, "ingest")
     assert final.returncode == 0, final.stderr
 
     states = journal(db)

@@ -22,11 +22,8 @@ from daemon.compose.plan import MAX_BPM, MIN_BPM, TONICS, format_key, parse_key
 from daemon.errors import PlanError
 from daemon.synth import drums, fx, tonal
 from daemon.synth.dsp import rng_for
+from daemon.taxonomy import CATEGORIES
 
-CATEGORIES = frozenset({
-    "kick", "snare", "clap", "hihat", "cymbal", "tom", "perc", "drum_loop", "bass", "lead",
-    "synth", "pad", "chord", "arp", "vocal", "fx", "atmo",
-})
 KINDS = ("loop", "oneshot")
 NAME_STYLES = ("descriptive", "anonymous")
 #: Longest loop we synthesise; longer requests are a mistake, not a kit.

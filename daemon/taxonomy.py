@@ -1,0 +1,8 @@
+"""The fixed vocabularies shared by analysis, arranging, rendering and the synthesiser."""
+
+#: The fixed taxonomy of stem categories (what a stem query may ask for).
+CATEGORIES = ("kick", "snare", "clap", "hihat", "cymbal", "tom", "perc", "drum_loop", "bass",
+              "lead", "synth", "pad", "chord", "arp", "vocal", "fx", "atmo")
+#: Tags the analyser puts on stems; rules may only ask for these.
+TAGS = ("dark", "bright", "aggressive", "soft", "punchy", "driving", "industrial", "metallic",
+        "warm", "distorted", "acid", "wide", "deep")
