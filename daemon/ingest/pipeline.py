@@ -155,6 +155,7 @@ def _process(pending: list[IngestItem], entries: dict[str, KitEntry], kit: Kit,
         else:
             jobs.append((str(entry.source), entry.rel_path))
             waiting.append((item, entry))
+    queries.count_attempts([item for item, _ in waiting])
     done = len(pending) - len(jobs)
     if on_progress:
         on_progress(done, len(pending))
