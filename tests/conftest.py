@@ -8,6 +8,7 @@ Samples are synthesised once per session; folders and zips are written per test.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,30 @@ def anonymous_kit_folder(tmp_path: Path, anonymous_kit: list[KitSample]) -> Path
     folder = tmp_path / "kits" / "Untitled Kit"
     write_kit_folder(anonymous_kit, folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small bootstrap category classifier, trained once per test session.
+
+    Every fresh library would otherwise train its own (about 10 s each); tests that run
+    the real pipeline copy this file into their library cache with `seed_library`.
+    """
+    from daemon.ingest.classify import CLASSIFIER_FILE, bootstrap_classifier
+
+    path = tmp_path_factory.mktemp("classifier") / CLASSIFIER_FILE
+    bootstrap_classifier(kits=3).save(path)
+    return path
+
+
+@pytest.fixture
+def seed_library(trained_classifier: Path):
+    """Return a function that puts the session's classifier into `library/cache/`."""
+
+    def seed(library: Path) -> Path:
+        cache = library / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        shutil.copy(trained_classifier, cache / trained_classifier.name)
+        return library
+
+    return seed

@@ -25,7 +25,18 @@ from daemon.work import Engine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_config(tmp_path: Path, workers: int = 1) -> Path:
+@pytest.fixture
+def make_config(seed_library):
+    """Write a config for a library in tmp_path that already has a trained classifier."""
+
+    def make(tmp_path: Path, workers: int = 1) -> Path:
+        seed_library(tmp_path / "library")
+        return write_config(tmp_path, workers)
+
+    return make
+
+
+def write_config(tmp_path: Path, workers: int) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(f'[paths]\nrules = "{ROOT / "rules"}"\n[ingest]\nworkers = {workers}\n')
     return path
@@ -41,7 +52,7 @@ def samples():
     return synthesize_kit(bpm=126.0, key="D minor", seed=3, bars=2)
 
 
-def test_ingest_zip_lists_every_stem_with_its_analysis(tmp_path, samples):
+def test_ingest_zip_lists_every_stem_with_its_analysis(tmp_path, samples, make_config):
     config = make_config(tmp_path)
     kit = write_kit_zip(samples, tmp_path / "inbox" / "Night Kit.zip")
     done = traum(config, "ingest", "--json")
@@ -68,7 +79,7 @@ def test_ingest_zip_lists_every_stem_with_its_analysis(tmp_path, samples):
     assert missing.returncode == 1 and "missing.zip: missing" in missing.stderr
 
 
-def test_same_content_again_is_recorded_as_duplicates(tmp_path, samples):
+def test_same_content_again_is_recorded_as_duplicates(tmp_path, samples, make_config):
     config = make_config(tmp_path)
     write_kit_folder(samples[:4], tmp_path / "inbox" / "Kit")
     assert traum(config, "ingest").returncode == 0
@@ -103,7 +114,8 @@ def write_bad_files(folder: Path) -> dict[str, str]:
             "Silent_Atmo.wav": "silent", "NaN_Synth.wav": "nan"}
 
 
-def test_bad_files_are_quarantined_with_a_reason_and_junk_is_skipped(tmp_path, samples):
+def test_bad_files_are_quarantined_with_a_reason_and_junk_is_skipped(tmp_path, samples,
+                                                                    make_config):
     config = make_config(tmp_path)
     folder = tmp_path / "inbox" / "Mixed"
     bad = write_bad_files(folder)
@@ -122,7 +134,7 @@ def test_bad_files_are_quarantined_with_a_reason_and_junk_is_skipped(tmp_path, s
     assert status["quarantined"] == len(bad) and status["stems"] == 2
 
 
-def test_unsafe_archive_is_quarantined_whole(tmp_path, samples):
+def test_unsafe_archive_is_quarantined_whole(tmp_path, samples, make_config):
     config = make_config(tmp_path)
     inbox = tmp_path / "inbox"
     inbox.mkdir(parents=True)
@@ -143,7 +155,7 @@ def journal(db: Path) -> dict[str, tuple[str, int]]:
                 conn.execute("SELECT rel_path, state, attempts FROM ingestitem")}
 
 
-def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path):
+def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path, make_config):
     samples = synthesize_kit(bpm=132.0, key="E minor", seed=5, bars=2)
     config = make_config(tmp_path, workers=2)
     folder = tmp_path / "inbox" / "Kill Kit"
@@ -195,7 +207,7 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path):
     assert count == distinct == len(stored)
 
 
-def test_engine_reconcile_removes_orphans_and_temp_files(tmp_path, samples):
+def test_engine_reconcile_removes_orphans_and_temp_files(tmp_path, samples, make_config):
     config = load_config(make_config(tmp_path))
     engine = Engine(config)
     stray = config.paths.stems / "Gone Kit" / "orphan.wav"
