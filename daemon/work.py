@@ -46,6 +46,7 @@ class Engine:
         ensure_folders(config.paths)
         open_database(config.paths.database)
         self._analyser: Analyser | None = None
+        self._backend = None
         self._lock = threading.Lock()
         self.in_progress: dict[str, str] = {}
 
@@ -116,13 +117,38 @@ class Engine:
                               duration=result.duration)
         return RenderOutcome(wav=result.wav, report=result.report, plan=plan, result=result)
 
+    def reembed(self, *, limit: int = 64) -> int:
+        """Embed up to `limit` stems whose vector is missing or from another backend/model
+        (after a backend switch, or from an older database); return how many were done."""
+        from daemon.ingest.probe import decode_audio
+
+        backend = self._embedding_backend()
+        stems = queries.stems_needing_embedding(backend.model_name, limit=limit)
+        if not stems:
+            return 0
+        batch = []
+        for stem in stems:
+            decoded = decode_audio(self.config.paths.library / stem.stored_path)
+            batch.append((decoded.audio, decoded.sample_rate))
+        for stem, vector in zip(stems, backend.embed_audio(batch)):
+            queries.update_embedding(stem.id, vector, backend.model_name)
+        log.info("re-embedded %d stems with %s", len(stems), backend.model_name)
+        return len(stems)
+
+    def _embedding_backend(self):
+        """The configured backend, built once (a CLAP model is slow to load)."""
+        from daemon.embed.backend import get_backend
+
+        with self._lock:
+            if self._backend is None:
+                self._backend = get_backend(self.config.embedding)
+        return self._backend
+
     def _text_scores(self, text: str, stems: Sequence[Any]) -> dict[int, float] | None:
         """Prompt-to-stem similarity from a text-capable backend (CLAP); None otherwise."""
         if self.config.embedding.backend != "clap":
             return None
-        from daemon.embed.backend import get_backend
-
-        backend = get_backend(self.config.embedding)
+        backend = self._embedding_backend()
         query = backend.embed_text([text])
         if query is None:
             return None

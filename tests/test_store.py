@@ -76,7 +76,7 @@ def test_v1_database_is_migrated_without_loss(tmp_path):
     assert record.embedding_model is None
     assert queries.stems_needing_embedding("features-v1")[0].id == record.id
     raw = sqlite3.connect(path)
-    assert [v for (v,) in raw.execute("SELECT version FROM schema_version")] == [1, 2]
+    assert [v for (v,) in raw.execute("SELECT version FROM schema_version")] == [1, 2, 3]
 
 
 def test_newer_database_is_refused(tmp_path):

@@ -200,6 +200,7 @@ def _settle(item: IngestItem, entry: KitEntry, result: dict[str, Any], kit: Kit,
     files.copy_atomic(entry.source, context.paths.library / stored)
     values = dict(result["values"], stored_path=stored.as_posix(), content_hash=content_hash,
                   embedding=_vector_bytes(result["embedding"]),
+                  features=_vector_bytes(result["features"]),
                   embedding_model=result["embedding_model"])
     queries.commit_stem(item, values)
 

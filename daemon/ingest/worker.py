@@ -52,6 +52,7 @@ def analyse_file(source: str, rel_path: str) -> dict[str, Any]:
         return {"ok": False, "reason": "analysis", "detail": str(exc)}
     return {"ok": True, "values": analysis_values(analysis, rel_path),
             "embedding": np.asarray(vector, np.float32).tolist(),
+            "features": np.asarray(analysis.features, np.float32).tolist(),
             "embedding_model": FEATURES_MODEL}
 
 

@@ -69,6 +69,7 @@ class Stem(BaseModel):
     added_at = FloatField()
     embedding_model = TextField(null=True)
     descriptors = TextField(default="{}")  # JSON object
+    features = BlobField(null=True)  # float32 bytes of the classifier feature vector
 
 
 class IngestItem(BaseModel):

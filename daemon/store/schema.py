@@ -83,7 +83,13 @@ _V2 = [
         created_at REAL NOT NULL)""",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+# Version 3: the classifier feature vector per stem, so the audio category classifier can
+# learn from the user's own named stems without decoding them again.
+_V3 = [
+    "ALTER TABLE stem ADD COLUMN features BLOB",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
 LATEST = max(MIGRATIONS)
 
 
