@@ -11,7 +11,7 @@ from pathlib import Path
 from daemon.cli import EXIT_FAILURE, EXIT_OK, print_json
 from daemon.compose.plan import plan_to_dict
 from daemon.config import Config, load_config
-from daemon.errors import TraumError
+from daemon.errors import ConfigError, RuleError, TraumError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -33,6 +33,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             try:
                 report = engine.ingest(path.resolve(), on_progress=_progress_bar(path.name))
                 reports.append(report.as_dict())
+            except (ConfigError, RuleError):
+                raise  # not about this kit: every kit would fail the same way
             except TraumError as exc:
                 failed += 1
                 reports.append({"kit": path.name, "error": str(exc)})

@@ -162,6 +162,11 @@ class Engine:
 
     def _ensure_analyser(self) -> Analyser:
         if self._analyser is None:
+            from daemon.ingest.rules import load_analysis_rules
+
+            # Validate here, in the main process, so a bad rules/ folder is a RuleError
+            # naming the file rather than a broken worker pool.
+            load_analysis_rules(self.config.paths.rules)
             self._analyser = Analyser(workers=self.config.ingest.workers,
                                       rules_dir=self.config.paths.rules,
                                       classifier_path=self._ensure_classifier())
