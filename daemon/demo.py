@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from daemon.config import Config
 from daemon.errors import TraumError
 from daemon.ingest.files import write_text_atomic
@@ -39,4 +41,15 @@ def run_demo(config: Config) -> int:
             seen.add((choice.lane, choice.stem_id))
             print(f"  {choice.lane:<10} {choice.file}  (stem {choice.stem_id})")
     print(f"plan and provenance: {result.report}")
+    print(f"spectrogram: {write_spectrogram(result.wav)}")
     return 0
+
+
+def write_spectrogram(wav: Path) -> Path:
+    """Save a spectrogram PNG of a rendered WAV beside it."""
+    import soundfile as sf
+
+    from daemon.render.picture import spectrogram_image, write_png
+
+    audio, sample_rate = sf.read(wav, dtype="float32", always_2d=True)
+    return write_png(wav.with_suffix(".png"), spectrogram_image(audio.T, sample_rate))

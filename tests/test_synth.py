@@ -369,15 +369,3 @@ def test_demo_kit_lands_in_the_inbox_as_one_zip(tmp_path):
     with zipfile.ZipFile(path) as archive:
         assert len(archive.namelist()) == len(RECIPES)
         assert any("138bpm_Am" in name for name in archive.namelist())
-
-
-def test_spectrogram_png_of_the_drum_loop(tmp_path, synth_kit):
-    pyplot = pytest.importorskip("matplotlib.pyplot")
-    audio = mono(sample(synth_kit, "Drum_Loop_Driving").audio)
-    figure, axes = pyplot.subplots(figsize=(8, 3))
-    axes.specgram(audio, NFFT=1024, Fs=SR, noverlap=512)
-    axes.set(xlabel="s", ylabel="Hz", title="TE drum loop 128 BPM")
-    png = tmp_path / "drum_loop_spectrogram.png"
-    figure.savefig(png, dpi=80)
-    pyplot.close(figure)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
