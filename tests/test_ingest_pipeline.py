@@ -149,6 +149,31 @@ def test_unsafe_archive_is_quarantined_whole(tmp_path, samples, make_config):
     assert not (tmp_path / "escape.wav").exists() and not (tmp_path.parent / "escape.wav").exists()
 
 
+def child_pids(pid: int) -> set[int]:
+    """Direct children of `pid`, from /proc (every thread's children list)."""
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        children.update(int(value) for value in text.split())
+    return children
+
+
+def wait_gone(pids: set[int], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
+
+
 def journal(db: Path) -> dict[str, tuple[str, int]]:
     with sqlite3.connect(db) as conn:
         return {rel: (state, attempts) for rel, state, attempts in
@@ -173,8 +198,10 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path, make_conf
                                    cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         time.sleep(delay)
+        workers = child_pids(process.pid)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+        assert wait_gone(workers), f"analysis workers {workers} outlived their parent"
         if db.exists():
             for rel, (state, attempts) in journal(db).items():
                 if state in ("analysed", "stored", "quarantined", "duplicate"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class Analyser:
         """Yield (job index, result) as results complete."""
         if self.workers == 1 or len(jobs) <= 1:
             if not self._local_ready:
-                worker.init_worker(*self._init_args)
+                worker.init_worker(*self._init_args, parent_pid=None)
                 self._local_ready = True
             for index, job in enumerate(jobs):
                 yield index, worker.analyse_file(*job)
@@ -82,12 +83,13 @@ class Analyser:
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # forkserver: workers fork from a clean process, not from the daemon's threads.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["daemon.ingest.worker"])
+            # spawn: workers start clean, not forked from the daemon's threads, and are our
+            # direct children, so `init_worker` can tie their life to ours (a forkserver
+            # and its workers outlived a SIGKILLed parent in measurement).
+            context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
                                              initializer=worker.init_worker,
-                                             initargs=self._init_args)
+                                             initargs=(*self._init_args, os.getpid()))
         return self._pool
 
 
