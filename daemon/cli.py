@@ -28,25 +28,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="config file (default: $TRAUM_CONFIG, "
                         "then ./config.toml, then built-in defaults)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    # --config is accepted after the subcommand too ("traum run --config X"); SUPPRESS keeps
+    # a value given before the subcommand when it is not repeated after it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="config file (same as before the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    sub.add_parser("run", help="run the daemon in the foreground until SIGTERM",
+    sub.add_parser("run", parents=[common], help="run the daemon in the foreground until SIGTERM",
                    description="Watch inbox/ and outbox/requests/, ingest kits and render "
                    "prompts until SIGTERM. SIGHUP reloads config and rules.")
-    ingest = sub.add_parser("ingest", help="ingest kits once and exit",
+    ingest = sub.add_parser("ingest", parents=[common], help="ingest kits once and exit",
                             description="Ingest the given kits (folders, .zip or audio "
                             "files); with no PATH, everything in inbox/. Originals leave "
                             "the inbox once stored.")
     ingest.add_argument("paths", nargs="*", metavar="PATH", type=Path)
     ingest.add_argument("--json", action="store_true", help="print the reports as JSON")
 
-    plan = sub.add_parser("plan", help="arrange a prompt into a track plan",
+    plan = sub.add_parser("plan", parents=[common], help="arrange a prompt into a track plan",
                           description="Turn a prompt (text, or a .prompt file) into a plan.")
     plan.add_argument("prompt", metavar="PROMPT")
     plan.add_argument("--seed", type=int, help="fix every random choice")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
-    render = sub.add_parser("render", help="plan and render a prompt to a WAV",
+    render = sub.add_parser("render", parents=[common], help="plan and render a prompt to a WAV",
                             description="Plan PROMPT (text or a .prompt file) and render "
                             "it with the library's stems to a mastered WAV + JSON report.")
     render.add_argument("prompt", metavar="PROMPT")
@@ -55,17 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seed", type=int, help="fix every random choice")
     render.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    status = sub.add_parser("status", help="library, queue and error summary",
+    status = sub.add_parser("status", parents=[common], help="library, queue and error summary",
                             description="Stems and kits by category, pending inbox items "
                             "and requests, work in progress, quarantine, last errors.")
     status.add_argument("--json", action="store_true", help="print as JSON")
 
-    stems = sub.add_parser("stems", help="list every stem with its analysis")
+    stems = sub.add_parser("stems", parents=[common], help="list every stem with its analysis")
     stems.add_argument("--category", help="only this category")
     stems.add_argument("--kit", help="only this kit")
     stems.add_argument("--json", action="store_true", help="print as JSON")
 
-    search = sub.add_parser("search", help="find stems by text or similarity",
+    search = sub.add_parser("search", parents=[common], help="find stems by text or similarity",
                             description="Rank stems by a text query (categories, tags, kit "
                             "and file names, English or German), or by similarity to a "
                             "stem with --like.")
@@ -75,12 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=20, help="how many results (20)")
     search.add_argument("--json", action="store_true", help="print as JSON")
 
-    sub.add_parser("demo", help="synthesise a demo kit, ingest it and render a track",
+    sub.add_parser("demo", parents=[common],
+                   help="synthesise a demo kit, ingest it and render a track",
                    description="Write a procedurally synthesised construction kit to "
                    "inbox/, ingest it and render outbox/requests/demo.wav from "
                    "'driving industrial techno 138 bpm'.")
 
-    service = sub.add_parser("service", help="print or install the systemd unit",
+    service = sub.add_parser("service", parents=[common], help="print or install the systemd unit",
                              description="Print or install a hardened Type=notify unit.")
     service.add_argument("action", choices=("print", "install"))
     service.add_argument("--user", action="store_true", help="a user unit (~/.config)")

@@ -21,12 +21,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from daemon.work import Engine, pending_inbox
+    from daemon.service.watch import scan_inbox
+    from daemon.work import Engine
 
     config = load_config(args.config)
     engine = Engine(config)
     engine.reconcile()
-    targets = args.paths or pending_inbox(config)
+    targets = args.paths or scan_inbox(config.paths.inbox)
     reports, failed = [], 0
     try:
         for path in targets:
@@ -143,14 +144,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
+    from daemon.config import ensure_folders
     from daemon.service.unit import install_unit, render_unit
 
     config = load_config(args.config)
     text = render_unit(user=args.user, exe=_traum_executable(),
-                       config_path=_config_path(config), paths=config.paths)
+                       config_path=_config_path(config), paths=config.paths,
+                       stop_timeout=config.daemon.stop_timeout)
     if args.action == "print":
         print(text, end="")
         return EXIT_OK
+    ensure_folders(config.paths)  # systemd refuses ReadWritePaths= that do not exist
     path = install_unit(user=args.user, text=text)
     scope = "--user " if args.user else ""
     print(f"installed {path}\nenable it with: systemctl {scope}enable --now {path.name}")

@@ -17,7 +17,6 @@ from typing import Any
 
 from daemon.config import Config, ensure_folders
 from daemon.errors import IngestError, PlanError, RenderError
-from daemon.ingest import files
 from daemon.ingest.pipeline import Analyser, IngestContext, IngestReport, Progress, ingest_kit
 from daemon.ingest.reconcile import ReconcileReport, reconcile_library
 from daemon.store import queries
@@ -46,6 +45,7 @@ class Engine:
         ensure_folders(config.paths)
         open_database(config.paths.database)
         self._analyser: Analyser | None = None
+        self._analyser_config: Config | None = None
         self._backend = None
         self._lock = threading.Lock()
         self.in_progress: dict[str, str] = {}
@@ -77,8 +77,16 @@ class Engine:
             self.in_progress.pop("render", None)
 
     def reload(self, config: Config) -> None:
-        self.close()
-        self.__init__(config)
+        """Use `config` (and the rules it points at) from the next work item on.
+
+        Called from the signal-handling thread while a lane may be mid-item: nothing in use
+        is closed here; the ingest lane rebuilds its analysis pool on its next kit.
+        """
+        ensure_folders(config.paths)
+        open_database(config.paths.database)
+        with self._lock:
+            self.config = config
+            self._backend = None
 
     def status(self) -> dict[str, Any]:
         return collect_status(self.config, in_progress=dict(self.in_progress))
@@ -161,12 +169,16 @@ class Engine:
                              classifier_path=self._ensure_classifier())
 
     def _ensure_analyser(self) -> Analyser:
+        if self._analyser is not None and self._analyser_config is not self.config:
+            self._analyser.close()  # config or rules were reloaded since it started
+            self._analyser = None
         if self._analyser is None:
             from daemon.ingest.rules import load_analysis_rules
 
             # Validate here, in the main process, so a bad rules/ folder is a RuleError
             # naming the file rather than a broken worker pool.
             load_analysis_rules(self.config.paths.rules)
+            self._analyser_config = self.config
             self._analyser = Analyser(workers=self.config.ingest.workers,
                                       rules_dir=self.config.paths.rules,
                                       classifier_path=self._ensure_classifier())
@@ -203,49 +215,10 @@ def read_prompt(path: Path) -> str:
     return text
 
 
-def prompt_needs_render(prompt: Path) -> bool:
-    """True unless NAME.wav and NAME.json, or NAME.error.txt, are newer than the prompt."""
-    try:
-        changed = prompt.stat().st_mtime
-    except FileNotFoundError:
-        return False
-    outputs = [prompt.with_suffix(".wav"), prompt.with_suffix(".json")]
-    if all(p.exists() and p.stat().st_mtime >= changed for p in outputs):
-        return False
-    error = error_path(prompt)
-    return not (error.exists() and error.stat().st_mtime >= changed)
-
-
-def error_path(prompt: Path) -> Path:
-    return prompt.with_suffix(".error.txt")
-
-
-def write_error(prompt: Path, message: str) -> None:
-    """Write NAME.error.txt beside a prompt that could not be rendered."""
-    files.write_text_atomic(error_path(prompt), message.rstrip() + "\n")
-
-
-def pending_inbox(config: Config) -> list[Path]:
-    """Top-level inbox entries waiting to be ingested (junk and temp names excluded)."""
-    from daemon.ingest.unpack import is_junk
-
-    inbox = config.paths.inbox
-    if not inbox.is_dir():
-        return []
-    return sorted(p for p in inbox.iterdir()
-                  if not is_junk(p.name) and not p.name.startswith(".")
-                  and not p.name.endswith((".part", ".crdownload", ".tmp", files.TEMP_SUFFIX)))
-
-
-def pending_requests(config: Config) -> list[Path]:
-    folder = config.paths.requests
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.prompt") if prompt_needs_render(p))
-
-
 def collect_status(config: Config, *, in_progress: dict[str, str] | None = None) -> dict:
     """Everything `traum status` reports; the JSON keys are a stable interface."""
+    from daemon.service.watch import scan_inbox, scan_requests
+
     stats = queries.library_stats()
     quarantine = config.paths.quarantine
     quarantined = (sum(1 for p in quarantine.rglob("*.reason.txt"))
@@ -254,8 +227,8 @@ def collect_status(config: Config, *, in_progress: dict[str, str] | None = None)
         "stems": stats["stems"], "kits": stats["kits"], "by_category": stats["by_category"],
         "kits_by_status": stats["kits_by_status"], "journal": stats["journal"],
         "renders": stats["renders"], "quarantined": quarantined,
-        "pending": {"inbox": [p.name for p in pending_inbox(config)],
-                    "requests": [p.name for p in pending_requests(config)]},
+        "pending": {"inbox": [p.name for p in scan_inbox(config.paths.inbox)],
+                    "requests": [p.name for p in scan_requests(config.paths.requests)]},
         "in_progress": in_progress or {}, "last_errors": queries.last_errors(),
         "library": str(config.paths.library), "checked_at": time.time(),
     }

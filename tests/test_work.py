@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ from daemon.config import load_config
 from daemon.embed.features import FEATURES_MODEL
 from daemon.errors import PlanError
 from daemon.store import queries
-from daemon.work import Engine, prompt_needs_render, read_prompt
+from daemon.work import Engine, read_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,15 +62,3 @@ def test_prompt_files_must_be_utf8_and_not_empty(tmp_path):
     empty.write_text("  \n")
     with pytest.raises(PlanError, match="c.prompt: prompt is empty"):
         read_prompt(empty)
-
-
-def test_a_prompt_renders_again_only_when_edited(tmp_path):
-    prompt = tmp_path / "x.prompt"
-    prompt.write_text("house")
-    assert prompt_needs_render(prompt)
-    for suffix in (".wav", ".json"):
-        prompt.with_suffix(suffix).write_bytes(b"x")
-    assert not prompt_needs_render(prompt)
-    later = time.time() + 5
-    os.utime(prompt, (later, later))
-    assert prompt_needs_render(prompt)

@@ -1,0 +1,99 @@
+"""Talking to systemd without libsystemd: sd_notify(3) messages and journald-style logs.
+
+sd_notify sends one datagram to ``$NOTIFY_SOCKET`` per message.
+
+systemd passes a socket path in ``$NOTIFY_SOCKET`` to ``Type=notify`` services. A leading
+``@`` names a Linux abstract-namespace socket (the ``@`` stands for a NUL byte). Messages
+are newline-separated ``KEY=value`` assignments such as ``READY=1`` or
+``STATUS=ingest 1 running``. Outside systemd the variable is unset and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+
+log = logging.getLogger("traum.notify")
+
+_SEND_TIMEOUT = 1.0  # seconds; systemd reads at once, so only a stuck receiver waits this
+
+
+def notify(message: str) -> bool:
+    """Send `message` to the service manager; False when there is none or sending failed.
+
+    Never raises: a supervisor that went away must not take the daemon down with it.
+    """
+    address = _socket_address(os.environ.get("NOTIFY_SOCKET", ""))
+    if address is None:
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # A receiver that stops reading fills its queue (net.unix.max_dgram_qlen, often
+            # 10 datagrams) and a blocking send would hang the heartbeat and the shutdown.
+            sock.settimeout(_SEND_TIMEOUT)
+            sock.connect(address)
+            sock.sendall(message.encode("utf-8"))
+    except OSError as exc:
+        log.debug("cannot notify %r: %s", address, exc)
+        return False
+    return True
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between ``WATCHDOG=1`` pings, or None when systemd expects none.
+
+    systemd sets ``$WATCHDOG_USEC`` (the timeout) and ``$WATCHDOG_PID`` (the process it
+    applies to; a child that inherited the environment must not ping). sd_watchdog_enabled(3)
+    recommends pinging at half the timeout.
+    """
+    pid = os.environ.get("WATCHDOG_PID")
+    if pid and pid != str(os.getpid()):
+        return None
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    return usec / 2e6 if usec > 0 else None
+
+
+def _socket_address(value: str) -> str | None:
+    if value.startswith("@"):
+        return "\0" + value[1:]
+    if value.startswith("/"):
+        return value
+    if value:  # e.g. "vsock:..." for VMs, which this small sender does not speak
+        log.debug("unsupported NOTIFY_SOCKET %r", value)
+    return None
+
+
+class JournalFormatter(logging.Formatter):
+    """``<6>traum.watch: message``: the priority prefix journald reads from stderr
+    (sd-daemon(3)); every line of a traceback carries it, so none is logged as info."""
+
+    _PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4,
+                   logging.ERROR: 3, logging.CRITICAL: 2}
+
+    def __init__(self) -> None:
+        super().__init__("%(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{self._PRIORITIES.get(record.levelno, 6)}>"
+        lines = super().format(record).splitlines() or [""]
+        return "\n".join(prefix + line for line in lines)
+
+
+def configure_logging(level: str) -> None:
+    """Send all logging to stderr in journald style at `level`, replacing any handler set
+    up before (the CLI's); safe to call again."""
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JournalFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JournalFormatter())
+        root.handlers = [handler]
+    root.setLevel(level)
+    logging.captureWarnings(True)  # library warnings get a priority prefix too
+    # Even at DEBUG, numba's compiler passes and every raw inotify event are noise.
+    for noisy in ("numba", "watchdog"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
