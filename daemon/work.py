@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import Config, ensure_folders
-from daemon.errors import IngestError, PlanError, RenderError
+from daemon.errors import EmbeddingError, IngestError, PlanError, RenderError, TraumError
 from daemon.ingest.pipeline import Analyser, IngestContext, IngestReport, Progress, ingest_kit
 from daemon.ingest.reconcile import ReconcileReport, reconcile_library
 from daemon.store import queries
@@ -54,6 +54,7 @@ class Engine:
     def reconcile(self) -> ReconcileReport:
         report = reconcile_library(self.config.paths)
         log.info("reconciled library: %s", report)
+        self.catch_up_embeddings()
         return report
 
     def ingest(self, path: Path, on_progress: Progress | None = None) -> IngestReport:
@@ -66,7 +67,22 @@ class Engine:
         finally:
             self.in_progress.pop("ingest", None)
         log.info("ingested %s: %s", path.name, _summary(report))
+        self.catch_up_embeddings()
         return report
+
+    def catch_up_embeddings(self) -> int:
+        """Re-embed every stale vector (after a backend switch, or the stems of a new kit
+        when the backend is not the one ingest uses); an unusable backend is logged, not
+        raised, so it never blocks ingesting."""
+        done = 0
+        try:
+            while count := self.reembed():
+                done += count
+        except EmbeddingError as exc:
+            log.error("embedding backend unavailable, vectors left as they are: %s", exc)
+        except TraumError as exc:  # e.g. a stored stem deleted by hand: next time, not now
+            log.error("re-embedding stopped: %s", exc)
+        return done
 
     def render(self, prompt: Path) -> RenderOutcome:
         self.in_progress["render"] = str(prompt)
