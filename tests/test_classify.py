@@ -19,7 +19,15 @@ from daemon.ingest.classify import (
     category_from_name,
     kind_from_name,
 )
+from daemon.ingest.features import (
+    ANALYSIS_RATE,
+    compute_spectrum,
+    envelope_shape,
+    prepare,
+    segment_timbre,
+)
 from daemon.ingest.rules import TAXONOMY, load_analysis_rules, tokenize
+from daemon.synth import synthesize_kit
 
 ROOT = Path(__file__).resolve().parents[1]
 LMMS = Path("/usr/share/lmms/samples")
@@ -57,6 +65,9 @@ def classifier() -> CategoryClassifier:
     ("Bass Loops/Kick_Loop_01.wav", "drum_loop"),  # the file name beats the folder
     ("Synth Loops/TE_Pad_Dark_128bpm_Am.wav", "pad"),
     ("bassloops/briff01.ogg", "bass"), ("Stringsnpads/Chorus.wav", "pad"),  # glued words
+    ("Synth_03.wav", "synth"), ("Pluck 2.wav", "synth"),  # instrument words alone
+    ("Basses/Synth_Acid_01.wav", "bass"), ("Leads/Synth 03.wav", "lead"),  # folder = role
+    ("Bass/Synths/Piano 01.wav", "bass"), ("Synths/Bass 01.wav", "bass"),
 ])
 def test_category_from_name(rules, name: str, category: str) -> None:
     guess = category_from_name(name, rules)
@@ -67,6 +78,8 @@ def test_category_from_name(rules, name: str, category: str) -> None:
 def test_folder_hint_is_weaker_than_the_file_name(rules) -> None:
     assert category_from_name("Kicks/01.wav", rules).confidence < category_from_name(
         "Kick 01.wav", rules).confidence
+    assert category_from_name("Basses/Synth_Acid.wav", rules).confidence == pytest.approx(
+        category_from_name("Basses/01.wav", rules).confidence)  # the folder decided
 
 
 @pytest.mark.parametrize("name", ["sample_07.wav", "Untitled 3.wav", "Amen.wav",
@@ -168,6 +181,132 @@ def test_classifier_input_checks() -> None:
         trained.predict(np.array([np.nan, 1.0]))
 
 
+def test_envelope_shape_of_an_exponential_decay() -> None:
+    """A 2 kHz tone decaying with a 100 ms time constant: -6/-20/-40 dB after
+    0.1 ln 2, 0.1 ln 10 and 0.2 ln 10 seconds, 63 % of its energy in the first 50 ms."""
+    t = np.arange(ANALYSIS_RATE) / ANALYSIS_RATE  # 1 s
+    tone = (np.sin(2 * np.pi * 2000.0 * t) * np.exp(-t / 0.1)).astype(np.float32)
+    shape = envelope_shape(mono=tone, sample_rate=ANALYSIS_RATE)
+    decays = 10 ** shape[:3] - 1e-3
+    assert decays == pytest.approx([0.0693, 0.2303, 0.4605], abs=0.003)
+    assert 10 ** shape[3] - 1e-3 == pytest.approx(0.0, abs=0.002)  # starts at its peak
+    assert shape[4:6] == pytest.approx([1 - np.exp(-1), 1 - np.exp(-4)], abs=0.02)
+    assert shape[6:] == pytest.approx([0.2303, 0.4605], abs=0.005)  # time above -20/-40 dB
+
+
+def test_segment_timbre_follows_a_kick_from_click_to_boom() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(ANALYSIS_RATE) / ANALYSIS_RATE
+    kick = (np.sin(2 * np.pi * 60.0 * t) * np.exp(-t / 0.3)  # boom: 60 Hz, 300 ms
+            + rng.standard_normal(t.size) * np.exp(-t / 0.01)).astype(np.float32)  # click
+    timbre = segment_timbre(spectrum=compute_spectrum(y=kick))
+    attack, decay, levels = timbre[:12], timbre[24:36], timbre[-4:]
+    assert decay[0] - attack[0] > 5.0  # coefficient 1, the tilt: the decay is all bass
+    assert list(levels) == sorted(levels, reverse=True) and levels[3] < -20.0
+    click = segment_timbre(spectrum=compute_spectrum(y=kick[: int(0.1 * ANALYSIS_RATE)]))
+    assert click[-2:].tolist() == [-60.0, -60.0]  # 100 ms reach no decay and no tail...
+    assert not click[24:48].any()  # ...so their shapes read as silence
+
+
+def _toms(count: int, *, seed: int) -> list[np.ndarray]:
+    """Floor-to-high toms: a 90-220 Hz sine gliding down from +50 % and ringing for ~0.2 s,
+    with a 5 ms stick click. The bootstrap corpus has no toms at all."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.6 * ANALYSIS_RATE)) / ANALYSIS_RATE
+    toms = []
+    for _ in range(count):
+        glide = rng.uniform(90.0, 220.0) * (1.0 + 0.5 * np.exp(-t / 0.03))
+        body = np.sin(2 * np.pi * np.cumsum(glide) / ANALYSIS_RATE) * np.exp(
+            -t / rng.uniform(0.15, 0.25))
+        click = 0.3 * rng.standard_normal(t.size) * np.exp(-t / 0.005)
+        toms.append((0.5 * (body + click))[None, :].astype(np.float32))
+    return toms
+
+
+def _vectors(clips: list[np.ndarray]) -> np.ndarray:
+    return np.stack([prepare(audio=clip, sample_rate=ANALYSIS_RATE).vector for clip in clips])
+
+
+@pytest.fixture(scope="module")
+def learnt_toms(classifier) -> tuple[CategoryClassifier, np.ndarray]:
+    """The small classifier after learning six named toms, and four other toms' vectors."""
+    toms = _vectors(_toms(10, seed=5))
+    return classifier.with_examples(toms[:6], ["tom"] * 6), toms[6:]
+
+
+def test_with_examples_learns_a_category_the_corpus_lacks(classifier, learnt_toms) -> None:
+    learnt, held_out = learnt_toms
+    assert [classifier.predict(v)[0] for v in held_out].count("tom") == 0
+    assert [learnt.predict(v)[0] for v in held_out] == ["tom"] * len(held_out)
+    assert (classifier.example_count, learnt.example_count) == (0, 6)  # a new classifier
+
+
+def test_with_examples_keeps_what_the_corpus_taught(learnt_toms, anonymous_kit) -> None:
+    learnt, _ = learnt_toms
+    right = sum(learnt.predict(prepare(audio=s.audio, sample_rate=s.sample_rate).vector)[0]
+                == s.category for s in anonymous_kit)
+    assert right / len(anonymous_kit) >= 0.85
+
+
+def test_named_stems_outweigh_the_corpus(classifier, anonymous_kit) -> None:
+    """A user whose two kits file the corpus's kind of hi-hat under "perc" gets "perc"."""
+    hats = [s.audio for seed in (7, 8) for s in synthesize_kit(
+        bpm=132.0, key="E minor", seed=seed, names="anonymous", sample_rate=ANALYSIS_RATE)
+        if s.category == "hihat"]
+    learnt = classifier.with_examples(_vectors(hats), ["perc"] * len(hats))
+    test_hats = [prepare(audio=s.audio, sample_rate=s.sample_rate).vector
+                 for s in anonymous_kit if s.category == "hihat"]
+    assert [classifier.predict(v)[0] for v in test_hats] == ["hihat"] * len(test_hats)
+    assert [learnt.predict(v)[0] for v in test_hats] == ["perc"] * len(test_hats)
+
+
+def test_with_examples_merges_and_checks(tmp_path: Path, learnt_toms) -> None:
+    learnt, held_out = learnt_toms
+    again = learnt.with_examples(held_out[:1], ["tom"])
+    assert again.example_count == 7
+    relabelled = again.with_examples(held_out[:1], ["perc"])  # renamed: the latest name wins
+    relabelled.save(tmp_path / "relabelled.npz")
+    with np.load(tmp_path / "relabelled.npz", allow_pickle=False) as data:
+        assert sorted(data["example_categories"].tolist()) == ["perc"] + ["tom"] * 6
+    width = held_out.shape[1]
+    with pytest.raises(ValueError, match="columns"):
+        learnt.with_examples(np.zeros((1, width + 1)), ["tom"])
+    with pytest.raises(ValueError, match="taxonomy"):
+        learnt.with_examples(held_out[:1], ["cowbell"])
+    with pytest.raises(ValueError, match="n categories"):
+        learnt.with_examples(held_out[:2], ["tom"])
+    with pytest.raises(ValueError, match="finite"):
+        learnt.with_examples(np.full((1, width), np.nan), ["tom"])
+    with pytest.raises(AnalysisError, match="before fit"):
+        CategoryClassifier().with_examples(held_out[:1], ["tom"])
+
+
+def test_each_category_keeps_its_newest_examples(tmp_path: Path) -> None:
+    tiny = CategoryClassifier()
+    tiny.fit(np.array([[0.0, 0.0], [1.0, 1.0], [0.1, 0.0], [0.9, 1.0]]),
+             ["kick", "hihat", "kick", "hihat"])
+    toms = np.stack([np.full(310, -1.0), np.arange(310.0)], axis=1)
+    learnt = tiny.with_examples(toms, ["tom"] * 310).with_examples(toms[:1], ["kick"])
+    assert learnt.example_count == 301  # 300 toms, one kick
+    learnt.save(tmp_path / "capped.npz")
+    with np.load(tmp_path / "capped.npz", allow_pickle=False) as data:
+        kept = data["example_features"][data["example_categories"] == "tom"]
+    assert kept[:, 1].tolist() == list(range(10, 310))  # the newest 300
+
+
+def test_saved_classifier_keeps_its_examples(tmp_path: Path, learnt_toms) -> None:
+    learnt, held_out = learnt_toms
+    path = tmp_path / "classifier.npz"
+    learnt.save(path)
+    loaded = CategoryClassifier.load(path)
+    assert loaded.example_count == learnt.example_count == 6
+    for vector in held_out:
+        assert loaded.predict(vector)[0] == "tom"
+        assert loaded.predict(vector) == pytest.approx(learnt.predict(vector))
+    with np.load(path, allow_pickle=False) as data:  # plain arrays, no pickled objects
+        assert data["example_categories"].tolist() == ["tom"] * 6
+
+
 def _load_bench():
     spec = importlib.util.spec_from_file_location("bench_accuracy",
                                                   ROOT / "bench" / "accuracy.py")
@@ -177,17 +316,34 @@ def _load_bench():
     return module
 
 
-@pytest.mark.lmms
-def test_lmms_categories_from_names(rules) -> None:
+def _lmms_root() -> Path:
     if not LMMS.is_dir():
         if os.environ.get("CI"):
             pytest.fail(f"{LMMS} is missing on CI: install Debian's lmms-common")
         pytest.skip(f"{LMMS} not found (Debian package lmms-common)")
-    truths = _load_bench().lmms_ground_truth(LMMS)
+    return LMMS
+
+
+@pytest.mark.lmms
+def test_lmms_categories_from_names(rules) -> None:
+    truths = _load_bench().lmms_ground_truth(_lmms_root())
     named = [(truth, category_from_name(truth.rel_path, rules)) for truth in truths]
     right = sum(guess is not None and guess.category == truth.category
                 for truth, guess in named)
-    # Measured 151 of 160: the misses are files named "synth" in lmms' bass folders
-    # (the file name wins by design) and "nasty_bass01", a kick in drums/.
+    # Measured 159 of 160: the miss is "drums/nasty_bass01", a bass drum named "bass".
     assert len(truths) >= 150
-    assert right / len(truths) >= 0.93
+    assert right / len(truths) >= 0.97
+
+
+@pytest.mark.lmms
+def test_lmms_audio_alone_learning_from_named_stems(rules, classifier) -> None:
+    """Stratified 5-fold: the small corpus plus four folds' stems labelled by their names
+    predict the fifth fold from audio (the bench's protocol, `cross_validate_named`)."""
+    bench = _load_bench()
+    truths = bench.lmms_ground_truth(_lmms_root())
+    vectors = bench.lmms_vectors(truths, _lmms_root())
+    predictions = bench.cross_validate_named(classifier, vectors, truths, rules)
+    right = sum(truth.category == guess for truth, guess in zip(truths, predictions))
+    # Measured 0.669 with this 3-kit corpus (0.662 with the bench's 18 kits; 0.63-0.69 over
+    # split seeds). The corpus alone scores 0.34: it has no lead, synth, chord or tom.
+    assert right / len(truths) >= 0.62
