@@ -67,8 +67,36 @@ class Engine:
         finally:
             self.in_progress.pop("ingest", None)
         log.info("ingested %s: %s", path.name, _summary(report))
+        if report.stored:
+            self.learn_categories()
         self.catch_up_embeddings()
         return report
+
+    def learn_categories(self) -> int:
+        """Retrain the audio category classifier on the bootstrap corpus plus every stem
+        the user named (category from the file name); return how many examples it learnt.
+
+        The workers pick the new model up with the next kit (the pool is restarted).
+        """
+        import numpy as np
+
+        from daemon.ingest.classify import CategoryClassifier
+
+        blobs, categories = queries.named_stem_features()
+        base = CategoryClassifier.load(self._base_classifier())
+        width = base.feature_count
+        usable = [(np.frombuffer(blob, np.float32), category)
+                  for blob, category in zip(blobs, categories) if len(blob) == 4 * width]
+        if not usable:
+            return 0
+        vectors = np.stack([vector for vector, _ in usable])
+        learnt = base.with_examples(vectors, [category for _, category in usable])
+        learnt.save(self._library_classifier())
+        if self._analyser is not None:
+            self._analyser.close()
+            self._analyser = None
+        log.info("category classifier learnt from %d named stems", len(usable))
+        return len(usable)
 
     def catch_up_embeddings(self) -> int:
         """Re-embed every stale vector (after a backend switch, or the stems of a new kit
@@ -201,7 +229,12 @@ class Engine:
         return self._analyser
 
     def _ensure_classifier(self) -> Path:
-        """Train the bootstrap category classifier once and cache it in library/cache."""
+        """The classifier the workers use: the one that learnt from the library's named
+        stems if there is one, else the bootstrap classifier (trained once, cached)."""
+        learnt = self._library_classifier()
+        return learnt if learnt.exists() else self._base_classifier()
+
+    def _base_classifier(self) -> Path:
         from daemon.ingest.classify import CLASSIFIER_FILE, bootstrap_classifier
 
         path = self.config.paths.cache / CLASSIFIER_FILE
@@ -210,6 +243,11 @@ class Engine:
                 log.info("training the audio category classifier (once)")
                 bootstrap_classifier().save(path)
         return path
+
+    def _library_classifier(self) -> Path:
+        from daemon.ingest.classify import CLASSIFIER_FILE
+
+        return self.config.paths.cache / CLASSIFIER_FILE.replace("classifier", "classifier_library")
 
 
 def read_prompt(path: Path) -> str:

@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from daemon.config import load_config
+from daemon.store import queries
 from daemon.synth.kit import synthesize_kit, write_kit_folder, write_kit_zip
 from daemon.work import Engine
 
@@ -245,3 +246,27 @@ def test_engine_reconcile_removes_orphans_and_temp_files(tmp_path, samples, make
     report = engine.reconcile()
     assert (report.orphans, report.temp_files) == (1, 1)
     assert not stray.exists() and not temp.exists()
+
+
+def test_classifier_learns_from_the_users_named_stems(tmp_path, samples, make_config):
+    from daemon.ingest.classify import CategoryClassifier
+
+    config = load_config(make_config(tmp_path))
+    engine = Engine(config)
+    base = engine._ensure_classifier()
+    write_kit_folder(samples, config.paths.inbox / "Named")
+    report = engine.ingest(config.paths.inbox / "Named")
+    engine.close()
+    learnt = engine._ensure_classifier()
+    assert learnt != base and learnt.exists()
+    assert CategoryClassifier.load(learnt).example_count == report.stored == len(samples)
+    # another seed of the same instruments, with names that say nothing
+    anonymous = synthesize_kit(bpm=126.0, key="D minor", seed=4, bars=2, names="anonymous")
+    write_kit_folder(anonymous, config.paths.inbox / "Anonymous")
+    engine.ingest(config.paths.inbox / "Anonymous")
+    engine.close()
+    truth = {sample.name: sample.category for sample in anonymous}
+    stems = [r for r in queries.list_stems(config.paths.library) if r.kit == "Anonymous"]
+    assert len(stems) == len(anonymous)
+    correct = sum(record.category == truth[record.rel_path] for record in stems)
+    assert correct / len(stems) >= 0.8

@@ -129,6 +129,11 @@ class CategoryClassifier:
         self._model = None
 
     @property
+    def feature_count(self) -> int:
+        """Length of the feature vectors this classifier takes (0 before `fit`)."""
+        return 0 if self._base is None else int(self._base[0].shape[1])
+
+    @property
     def example_count(self) -> int:
         """How many of the user's named stems the classifier has learnt from."""
         return 0 if self._examples is None else len(self._examples[1])

@@ -131,6 +131,16 @@ def stems_needing_embedding(model_name: str, *, limit: int = 256) -> list[Stem]:
     return list(query)
 
 
+def named_stem_features() -> tuple[list[bytes], list[str]]:
+    """Classifier vectors and categories of stems whose category came from their name:
+    the user's own labelled examples for the audio category classifier."""
+    query = (Stem.select(Stem.features, Stem.category)
+             .where((Stem.category_source == "filename") & Stem.features.is_null(False))
+             .order_by(Stem.id))
+    rows = list(query)
+    return [bytes(row.features) for row in rows], [row.category for row in rows]
+
+
 def update_embedding(stem_id: int, vector: np.ndarray, model_name: str) -> None:
     with database.atomic():
         (Stem.update(embedding=np.asarray(vector, np.float32).tobytes(),
