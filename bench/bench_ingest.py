@@ -53,7 +53,7 @@ def main() -> int:
         engine = Engine(config)
         count, audio_seconds = build_corpus(config.paths.inbox, args.stems)
         start = time.perf_counter()
-        engine._ensure_classifier()  # one-off per library; reported separately
+        engine.classifier_path()  # one-off per library; reported separately
         trained = time.perf_counter()
         stored = 0
         for kit in sorted(config.paths.inbox.iterdir()):

@@ -76,7 +76,7 @@ class Engine:
         """Retrain the audio category classifier on the bootstrap corpus plus every stem
         the user named (category from the file name); return how many examples it learnt.
 
-        The workers pick the new model up with the next kit (the pool is restarted).
+        The workers pick the new model up with their next file.
         """
         import numpy as np
 
@@ -91,10 +91,7 @@ class Engine:
             return 0
         vectors = np.stack([vector for vector, _ in usable])
         learnt = base.with_examples(vectors, [category for _, category in usable])
-        learnt.save(self._library_classifier())
-        if self._analyser is not None:
-            self._analyser.close()
-            self._analyser = None
+        learnt.save(self._library_classifier())  # atomic; workers reload it by mtime
         log.info("category classifier learnt from %d named stems", len(usable))
         return len(usable)
 
@@ -209,8 +206,7 @@ class Engine:
                 if stem.embedding is not None and stem.embedding_model == backend.model_name}
 
     def _ingest_context(self) -> IngestContext:
-        return IngestContext(paths=self.config.paths, settings=self.config.ingest,
-                             classifier_path=self._ensure_classifier())
+        return IngestContext(paths=self.config.paths, settings=self.config.ingest)
 
     def _ensure_analyser(self) -> Analyser:
         if self._analyser is not None and self._analyser_config is not self.config:
@@ -225,10 +221,11 @@ class Engine:
             self._analyser_config = self.config
             self._analyser = Analyser(workers=self.config.ingest.workers,
                                       rules_dir=self.config.paths.rules,
-                                      classifier_path=self._ensure_classifier())
+                                      classifiers=(self._library_classifier(),
+                                                   self._base_classifier()))
         return self._analyser
 
-    def _ensure_classifier(self) -> Path:
+    def classifier_path(self) -> Path:
         """The classifier the workers use: the one that learnt from the library's named
         stems if there is one, else the bootstrap classifier (trained once, cached)."""
         learnt = self._library_classifier()

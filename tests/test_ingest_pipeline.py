@@ -253,11 +253,11 @@ def test_classifier_learns_from_the_users_named_stems(tmp_path, samples, make_co
 
     config = load_config(make_config(tmp_path))
     engine = Engine(config)
-    base = engine._ensure_classifier()
+    base = engine.classifier_path()
     write_kit_folder(samples, config.paths.inbox / "Named")
     report = engine.ingest(config.paths.inbox / "Named")
     engine.close()
-    learnt = engine._ensure_classifier()
+    learnt = engine.classifier_path()
     assert learnt != base and learnt.exists()
     assert CategoryClassifier.load(learnt).example_count == report.stored == len(samples)
     # another seed of the same instruments, with names that say nothing

@@ -50,15 +50,18 @@ class IngestReport:
 class IngestContext:
     paths: Paths
     settings: IngestSettings
-    classifier_path: Path
 
 
 class Analyser:
-    """Runs `worker.analyse_file` in a process pool (or in-process for one worker)."""
+    """Runs `worker.analyse_file` in a process pool (or in-process for one worker).
 
-    def __init__(self, *, workers: int, rules_dir: Path, classifier_path: Path) -> None:
+    `classifiers` are candidate model files in order of preference; workers use the first
+    that exists and reload it when it changes, so retraining needs no pool restart.
+    """
+
+    def __init__(self, *, workers: int, rules_dir: Path, classifiers: tuple[Path, ...]) -> None:
         self.workers = max(1, workers or multiprocessing.cpu_count())
-        self._init_args = (str(rules_dir), str(classifier_path))
+        self._init_args = (str(rules_dir), tuple(str(path) for path in classifiers))
         self._pool: ProcessPoolExecutor | None = None
         self._local_ready = False
 

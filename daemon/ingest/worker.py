@@ -29,16 +29,30 @@ _STATE: dict[str, Any] = {}
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def init_worker(rules_dir: str, classifier_path: str, parent_pid: int | None = None) -> None:
-    """Load rules and classifier into this process. As a pool initializer, `parent_pid`
-    (the pool owner) ties the worker's life to its parent's."""
+def init_worker(rules_dir: str, classifiers: tuple[str, ...],
+                parent_pid: int | None = None) -> None:
+    """Load the rules into this process and remember where the classifier lives:
+    `classifiers` in order of preference (the first that exists is used, and reloaded
+    when its file changes). As a pool initializer, `parent_pid` (the pool owner) ties the
+    worker's life to its parent's."""
     # One BLAS thread per worker: the pool already uses every core, and oversubscribed
     # BLAS threads made feature extraction 3-5x slower in measurement.
     threadpool_limits(1)
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     _STATE["rules"] = load_analysis_rules(Path(rules_dir))
-    _STATE["classifier"] = CategoryClassifier.load(Path(classifier_path))
+    _STATE["classifiers"] = tuple(Path(path) for path in classifiers)
+    _STATE["loaded"] = None
+
+
+def _classifier() -> CategoryClassifier:
+    """The preferred classifier, reloaded when the engine has retrained it (new mtime)."""
+    path = next((p for p in _STATE["classifiers"] if p.exists()), _STATE["classifiers"][-1])
+    stamp = (path, path.stat().st_mtime_ns)
+    if _STATE["loaded"] != stamp:
+        _STATE["classifier"] = CategoryClassifier.load(path)
+        _STATE["loaded"] = stamp
+    return _STATE["classifier"]
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -60,7 +74,7 @@ def analyse_file(source: str, rel_path: str) -> dict[str, Any]:
     try:
         decoded = decode_audio(path)
         analysis = analyse_stem(decoded.audio, decoded.sample_rate, name=rel_path,
-                                rules=_STATE["rules"], classifier=_STATE["classifier"])
+                                rules=_STATE["rules"], classifier=_classifier())
         vector = embed_features(y=decoded.audio, sample_rate=decoded.sample_rate)
     except IngestError as exc:
         return {"ok": False, "reason": exc.reason, "detail": exc.detail or str(exc)}
