@@ -8,6 +8,7 @@ Samples are synthesised once per session; folders and zips are written per test.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -85,3 +86,16 @@ def seed_library(trained_classifier: Path):
         return library
 
     return seed
+
+
+LMMS_SAMPLES = Path("/usr/share/lmms/samples")
+
+
+@pytest.fixture(scope="session")
+def lmms_samples() -> Path:
+    """Debian's lmms-common recorded samples: required on CI, skipped with a reason elsewhere."""
+    if not LMMS_SAMPLES.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{LMMS_SAMPLES} is missing on CI: install Debian's lmms-common")
+        pytest.skip(f"{LMMS_SAMPLES} not found (Debian package lmms-common)")
+    return LMMS_SAMPLES

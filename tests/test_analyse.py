@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from daemon.ingest.rules import load_analysis_rules
 from daemon.ingest.tempo import bpm_from_name, choose_loop_tempo, estimate_tempo
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
-LMMS = Path("/usr/share/lmms/samples")
 SR = 44100
 
 
@@ -294,19 +292,11 @@ def test_anonymous_synth_kit_tempo_and_kind(rules, anonymous_kit) -> None:
             assert abs(analysis.bpm - sample.bpm) <= 1.0, sample.name
 
 
-def lmms_root() -> Path:
-    if not LMMS.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{LMMS} is missing on CI: install Debian's lmms-common")
-        pytest.skip(f"{LMMS} not found (Debian package lmms-common)")
-    return LMMS
-
-
 @pytest.mark.lmms
-def test_lmms_drum_oneshots_and_beat_loops(rules) -> None:
+def test_lmms_drum_oneshots_and_beat_loops(rules, lmms_samples) -> None:
     from daemon.ingest.probe import decode_audio
 
-    root = lmms_root()
+    root = lmms_samples
     names = sorted((root / "drums").glob("*.ogg")) + sorted((root / "beats").glob("*.ogg"))
     right = 0
     for path in names:
