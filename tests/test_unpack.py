@@ -51,7 +51,7 @@ def unpack_error(path: Path, staging: Path, limits: UnpackLimits = LIMITS) -> In
     ".DS_Store", "._Kick.wav", "__MACOSX/Drums/._Kick.wav", "Thumbs.db", "desktop.ini",
     "README", "readme.txt", "Info.pdf", "Kit.nfo", "Website.url", "index.html", "cover.jpg",
     "Art.PNG", "Project.als", "Beat.flp", "Song.logicx", "Mix.ptx", "Song.cpr", "Song.rpp",
-    "Song.mmpz", "Kick.wav.asd", "Kick.wav.reapeaks", "Drums/Groove.mid",
+    "Song.mmpz", "Kick.wav.asd", "Kick.wav.reapeaks", "Drums/Groove.mid", "drumsynth/kick.ds",
 ])
 def test_junk_names(name: str) -> None:
     assert is_junk(name)

@@ -34,7 +34,8 @@ _JUNK_SUFFIXES = frozenset({
     ".als", ".alc", ".adg", ".adv", ".flp", ".fst", ".logicx", ".ptx", ".ptf", ".cpr", ".npr",
     ".rpp", ".rpp-bak", ".mmp", ".mmpz", ".song", ".bwproject", ".aup", ".aup3", ".reason",
     ".xrns", ".ardour", ".band", ".cwp", ".sesx", ".dawproject", ".mid", ".midi", ".fxp",
-    ".fxb", ".nki", ".nmsv", ".h2p", ".vital", ".serumpreset", ".sfz",
+    ".fxb", ".nki", ".nmsv", ".h2p", ".vital", ".serumpreset", ".sfz", ".sf2", ".xpf", ".xiz",
+    ".ds",  # DrumSynth presets (LMMS, Hydrogen): text patches, not audio
     # waveform caches written by DAWs next to the audio
     ".asd", ".reapeaks", ".pk", ".pkf", ".peak", ".ovw", ".sfk",
 })
