@@ -97,6 +97,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {category:<10} {count}")
     print(f"pending: {len(status['pending']['inbox'])} inbox, "
           f"{len(status['pending']['requests'])} requests")
+    for lane in ("ingest", "render"):
+        work = status["in_progress"].get(lane)
+        if isinstance(work, dict):
+            print(f"daemon {lane}: running {work['running'] or '-'}, {work['queued']} queued, "
+                  f"{work['settling']} settling")
     for error in status["last_errors"]:
         print(f"  error: {error['kit']}/{error['file']}: {error['reason']}")
     return EXIT_OK

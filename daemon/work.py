@@ -130,7 +130,11 @@ class Engine:
             self._backend = None
 
     def status(self) -> dict[str, Any]:
-        return collect_status(self.config, in_progress=dict(self.in_progress))
+        """Library status; work in progress from this engine, or else from a running daemon."""
+        from daemon.service.daemon import read_status_file
+
+        progress = dict(self.in_progress) or read_status_file(self.config.paths.library)
+        return collect_status(self.config, in_progress=progress)
 
     def close(self) -> None:
         if self._analyser is not None:

@@ -543,6 +543,18 @@ def test_sigterm_during_a_long_item_exits_zero_in_time(space: Workspace) -> None
     assert_ingested_once(space, names(kit))
 
 
+def test_status_shows_the_running_daemons_work_in_progress(fake_space: Workspace) -> None:
+    daemon = fake_space.start(file_seconds=1)
+    write_tree(fake_space.inbox / "LongKit", kit_files("fake", 12, big=True))
+    daemon.wait_for(lambda: "ingesting LongKit" in daemon.log(), "the ingest to start")
+    daemon.wait_for(
+        lambda: fake_space.status()["in_progress"].get("ingest", {}).get("running")
+        == "LongKit", "traum status to report the running ingest", 15)
+    assert fake_space.status()["in_progress"]["pid"] == daemon.proc.pid
+    code, _ = daemon.stop(signal.SIGTERM)
+    assert code == 0 and fake_space.status()["in_progress"] == {}
+
+
 @pytest.mark.parametrize("space", ["fake", REAL], indirect=True)
 def test_sighup_with_a_broken_config_keeps_the_old_one(space: Workspace) -> None:
     daemon = space.start()

@@ -15,6 +15,7 @@ ingest has already quarantined bad input).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -88,6 +89,25 @@ def run_daemon(config_path: Path | None, *, work: Work | None = None) -> int:
     return Service(config, work=work, config_path=config_path).run()
 
 
+def status_file(library: Path) -> Path:
+    """Where the running daemon publishes its work in progress."""
+    return library / "daemon-status.json"
+
+
+def write_status_file(library: Path, progress: dict) -> None:
+    write_text_atomic(status_file(library), json.dumps(progress))
+
+
+def read_status_file(library: Path, *, max_age: float = 30.0) -> dict:
+    """The running daemon's work in progress; {} when no live daemon published it lately."""
+    try:
+        progress = json.loads(status_file(library).read_text())
+        os.kill(int(progress["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return progress if time.time() - float(progress["updated_at"]) <= max_age else {}
+
+
 def error_path(prompt: Path) -> Path:
     """Where a failed prompt's message goes: ``NAME.error.txt`` next to ``NAME.prompt``."""
     return prompt.with_suffix(".error.txt")
@@ -130,6 +150,7 @@ class Service:
         self.render.start()
         self.scheduler = self._schedule()
         notify(f"READY=1\nSTATUS={self.status_line()}")
+        write_status_file(self.config.paths.library, self.progress())
         log.info("ready: watching %s and %s (%s)", self.config.paths.inbox,
                  self.config.paths.requests, self.status_line())
         return self._stop(self._serve())
@@ -160,11 +181,23 @@ class Service:
             self.render.submit(path)
 
     def heartbeat(self) -> None:
-        """STATUS= always; WATCHDOG=1 only while every worker thread is alive."""
+        """STATUS= always; WATCHDOG=1 only while every worker thread is alive; the work in
+        progress also goes to a status file for `traum status`."""
         message = f"STATUS={self.status_line()}"
         if watchdog_interval() is not None and self.healthy():
             message = f"WATCHDOG=1\n{message}"
         notify(message)
+        write_status_file(self.config.paths.library, self.progress())
+
+    def progress(self) -> dict:
+        """What each lane runs and how much waits (the `in_progress` of `traum status`)."""
+        report = {"pid": os.getpid(), "updated_at": time.time()}
+        for lane, tracker in ((self.ingest, self.inbox), (self.render, self.requests)):
+            running, waiting = lane.depth()
+            current = lane.current
+            report[lane.name] = {"running": current.name if running and current else None,
+                                 "queued": waiting, "settling": tracker.pending()}
+        return report
 
     def healthy(self) -> bool:
         return (self.ingest.alive() and self.render.alive()
@@ -244,6 +277,7 @@ class Service:
             os._exit(code)  # the running item's thread cannot be interrupted: leave now
         self.observer.join(timeout=1.0)
         self.work.close()
+        status_file(self.config.paths.library).unlink(missing_ok=True)
         log.info("stopped")
         return code
 
