@@ -25,6 +25,7 @@ bench: $(STAMP)  ## ingest, render, search and latency benchmarks
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/accuracy.py
 	$(PY) bench/bench_render.py
+	$(PY) bench/render_lmms.py
 	$(PY) bench/bench_search.py
 	$(PY) bench/bench_latency.py
 
