@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from daemon.config import load_config
+from daemon.service.daemon import descendants
 from daemon.store import queries
 from daemon.synth.kit import synthesize_kit, write_kit_folder, write_kit_zip
 from daemon.work import Engine
@@ -150,15 +151,6 @@ def test_unsafe_archive_is_quarantined_whole(tmp_path, samples, make_config):
     assert not (tmp_path / "escape.wav").exists() and not (tmp_path.parent / "escape.wav").exists()
 
 
-def child_pids(pid: int) -> set[int]:
-    """Direct children of `pid`, from /proc (every thread's children list)."""
-    children: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        text = (task / "children").read_text() if (task / "children").exists() else ""
-        children.update(int(value) for value in text.split())
-    return children
-
-
 def wait_gone(pids: set[int], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -199,7 +191,7 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path, make_conf
                                    cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         time.sleep(delay)
-        workers = child_pids(process.pid)
+        workers = set(descendants(process.pid))
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         assert wait_gone(workers), f"analysis workers {workers} outlived their parent"
@@ -270,3 +262,13 @@ def test_classifier_learns_from_the_users_named_stems(tmp_path, samples, make_co
     assert len(stems) == len(anonymous)
     correct = sum(record.category == truth[record.rel_path] for record in stems)
     assert correct / len(stems) >= 0.8
+
+
+def test_staging_is_emptied_for_a_renamed_kit(tmp_path, samples, make_config):
+    config = make_config(tmp_path)
+    write_kit_zip(samples[:3], tmp_path / "inbox" / "Kit.zip")
+    assert traum(config, "ingest").returncode == 0
+    write_kit_zip(samples[3:6], tmp_path / "inbox" / "Kit.zip")
+    report = json.loads(traum(config, "ingest", "--json").stdout)[0]
+    assert (report["kit"], report["stored"]) == ("Kit (2)", 3)
+    assert list((tmp_path / "library" / "staging").iterdir()) == []

@@ -23,7 +23,7 @@ import numpy as np
 from daemon.config import IngestSettings, Paths
 from daemon.errors import IngestError
 from daemon.ingest import files, worker
-from daemon.ingest.unpack import KitEntry, UnpackLimits, list_kit
+from daemon.ingest.unpack import KitEntry, UnpackLimits, kit_name, list_kit
 from daemon.store import queries
 from daemon.store.models import IngestItem, Kit
 
@@ -110,16 +110,11 @@ def ingest_kit(path: Path, *, context: IngestContext, analyser: Analyser,
     pending = queries.pending_items(kit)
     report = IngestReport(kit=kit.name, junk=len(listing.junk), skipped=len(listing.skipped))
     _process(pending, entries, kit, context, analyser, report, on_progress)
-    files.remove_entry(context.paths.staging / kit.name)
+    files.remove_entry(context.paths.staging / kit_name(path))
     files.remove_entry(path)
     queries.finish_kit(kit)
     _count_outcomes(kit, report)
     return report
-
-
-def kit_name(path: Path) -> str:
-    """The kit's name: the folder name, or the file name without its extension."""
-    return path.name if path.is_dir() else path.stem
 
 
 def source_kind(path: Path) -> str:
@@ -139,7 +134,7 @@ def _list_or_quarantine(path: Path, kit: Kit, context: IngestContext):
         queries.finish_kit(kit, "quarantined")
         dest = context.paths.quarantine / kit.name / path.name
         files.write_text_atomic(dest.with_name(dest.name + ".reason.txt"), f"{exc}\n")
-        files.remove_entry(context.paths.staging / kit.name)
+        files.remove_entry(context.paths.staging / kit_name(path))
         files.move_atomic(path, dest)
         raise
 
