@@ -215,11 +215,8 @@ def _print_render(outcome) -> None:
     result, plan = outcome.result, outcome.plan
     print(f"wrote {result.wav} ({result.duration:.1f} s, {result.lufs:.1f} LUFS, "
           f"{result.true_peak_db:.1f} dBTP): {plan.genre} {plan.bpm:g} BPM {plan.key}")
-    seen = set()
-    for choice in result.choices:
-        if (choice.lane, choice.stem_id) not in seen:
-            seen.add((choice.lane, choice.stem_id))
-            print(f"  {choice.lane:<10} {choice.kit}/{choice.file}")
+    for choice in result.lane_stems():
+        print(f"  {choice.lane:<10} {choice.kit}/{choice.file}")
     for fallback in result.fallbacks:
         print(f"  fallback: {fallback}")
 

@@ -35,11 +35,8 @@ def run_demo(config: Config) -> int:
     print(f"rendered {result.wav}\n  {plan.genre}, {plan.bpm:g} BPM, {plan.key}, "
           f"{result.duration:.1f} s, {result.lufs:.1f} LUFS, {result.true_peak_db:.1f} dBTP")
     print("stems chosen:")
-    seen = set()
-    for choice in result.choices:
-        if (choice.lane, choice.stem_id) not in seen:
-            seen.add((choice.lane, choice.stem_id))
-            print(f"  {choice.lane:<10} {choice.file}  (stem {choice.stem_id})")
+    for choice in result.lane_stems():
+        print(f"  {choice.lane:<10} {choice.file}  (stem {choice.stem_id})")
     print(f"plan and provenance: {result.report}")
     print(f"spectrogram: {write_spectrogram(result.wav)}")
     return 0

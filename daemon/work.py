@@ -144,8 +144,9 @@ class Engine:
     # -- building blocks --------------------------------------------------------------
     def plan_text(self, text: str, *, seed: int | None = None):
         """Arrange `text` into a plan, choosing a key the library can serve."""
-        from daemon.compose.arrange import TONAL_CATEGORIES, plan_prompt
+        from daemon.compose.arrange import plan_prompt
         from daemon.compose.rules import load_rules
+        from daemon.taxonomy import TONAL_CATEGORIES
 
         rules = load_rules(self.config.paths.rules)
         counts = queries.key_counts(TONAL_CATEGORIES)

@@ -10,7 +10,6 @@ import pytest
 
 from daemon.compose.arrange import (
     MAX_PART_BARS,
-    TONAL_CATEGORIES,
     arrange,
     fallback_genre,
     plan_prompt,
@@ -19,7 +18,7 @@ from daemon.compose.plan import BEATS_PER_BAR, Plan, parse_key, plan_from_json, 
 from daemon.compose.prompt import Intent
 from daemon.compose.rules import load_rules
 from daemon.errors import PlanError
-from daemon.taxonomy import CATEGORIES
+from daemon.taxonomy import CATEGORIES, TONAL_CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A library whose tonal stems are mostly in A minor, some in C major, a few in F minor.

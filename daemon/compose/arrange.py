@@ -23,8 +23,6 @@ from daemon.compose.rules import PHRASE_BARS, GenreRules, Rules, SectionRule
 from daemon.errors import PlanError
 from daemon.taxonomy import CATEGORIES
 
-#: Categories whose stems carry a key; the library's key counts are taken over these.
-TONAL_CATEGORIES = frozenset({"bass", "lead", "synth", "pad", "chord", "arp", "vocal", "atmo"})
 #: Longest run of bars without a change in the lanes.
 MAX_PART_BARS = 16
 #: Requested lengths are capped here (a plan renders in memory).
@@ -72,7 +70,8 @@ def arrange(intent: Intent, rules: Rules, *, seed: int | None = None,
     seed : int, optional
         Overrides the intent's seed; with neither, the CRC-32 of the prompt text.
     key_counts : mapping, optional
-        Canonical key -> number of library stems in `TONAL_CATEGORIES`; used when the prompt
+        Canonical key -> number of library stems in tonal categories
+        (`daemon.taxonomy.TONAL_CATEGORIES`); used when the prompt
         names no key. Empty or None: the genre's default mode for the moods, a seeded tonic.
 
     Raises

@@ -16,11 +16,11 @@ from typing import Any
 
 from daemon.errors import RuleError
 from daemon.ingest.features import DESCRIPTOR_NAMES
+from daemon.taxonomy import CATEGORIES
 from daemon.tomlcheck import Checker, read_toml
 
 #: The fixed category taxonomy; categories.toml must define exactly these.
-TAXONOMY = ("kick", "snare", "clap", "hihat", "cymbal", "tom", "perc", "drum_loop", "bass",
-            "lead", "synth", "pad", "chord", "arp", "vocal", "fx", "atmo")
+TAXONOMY = CATEGORIES
 KIND_DEFAULTS = ("auto", "loop", "oneshot")
 _TRANSLITERATE = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe",
                                 "Ü": "Ue", "ß": "ss"})

@@ -53,6 +53,13 @@ class RenderResult:
     choices: tuple[Choice, ...]
     fallbacks: tuple[str, ...]
 
+    def lane_stems(self) -> list[Choice]:
+        """The first choice of each (lane, stem) pair, in order: who plays what, once."""
+        firsts: dict[tuple[str, int], Choice] = {}
+        for choice in self.choices:
+            firsts.setdefault((choice.lane, choice.stem_id), choice)
+        return list(firsts.values())
+
 
 def render_plan(plan: Plan, stems: Sequence[StemRecord], *, out_wav: Path,
                 settings: RenderSettings, cache_dir: Path, patterns: PatternRules,

@@ -27,10 +27,8 @@ from daemon.config import RenderSettings
 from daemon.errors import PlanError
 from daemon.render.sequence import drop_sections, section_occurrence, stem_words
 from daemon.store.records import StemRecord
+from daemon.taxonomy import TONAL_CATEGORIES
 
-#: Categories whose stems carry pitch and must match the plan's key.
-TONAL = frozenset({"bass", "chord", "pad", "synth", "lead", "arp", "keys", "pluck", "stab",
-                   "vocal", "atmo"})
 #: Stand-ins, best first, when the library has no usable stem of a category.
 RELATED: Mapping[str, tuple[str, ...]] = {
     "kick": ("drum_loop",), "snare": ("clap",), "clap": ("snare",),
@@ -162,7 +160,7 @@ def lane_name(category: str, index: int) -> str:
 
 def _key_fit(stem: StemRecord, plan_key: str) -> tuple[int, float]:
     """(semitones, key score) of a stem; drums and unknown keys need no shift."""
-    if stem.category not in TONAL:
+    if stem.category not in TONAL_CATEGORIES:
         return 0, 1.0
     if not stem.key:
         return 0, 0.5  # tonal but unanalysed: usable, ranked below keyed stems
@@ -311,7 +309,8 @@ class _Selector:
             "kit": self.kits[stem.kit] / max(1, sum(self.kits.values())),
             "similarity": self._similarity(stem),
             "confidence": min(1.0, max(0.0, stem.category_confidence)),
-            "kind": 0.5 if stem.kind != "loop" and query.category in TONAL else 1.0,
+            "kind": (0.5 if stem.kind != "loop" and query.category in TONAL_CATEGORIES
+                     else 1.0),
             "extra": min(1.0, max(0.0, float(self.extra.get(stem.id, 0.0)))),
         }
         return sum(WEIGHTS[name] * value for name, value in parts.items())
