@@ -67,6 +67,8 @@ class RenderSettings:
     max_semitones: int
     sidechain: bool
     export_lanes: bool
+    exports: tuple[str, ...]  # optional outputs beside the WAV and JSON; see EXPORTS
+    cache_max_mb: int  # the conform cache is pruned least-recently-used to this size
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class Config:
     embedding: EmbeddingSettings
     daemon: DaemonSettings
 
+
+#: Outputs a render may write besides the WAV and the JSON report, which are always written.
+EXPORTS = ("png", "lanes", "midi", "dawproject")
+DEFAULT_EXPORTS = ("png",)
 
 _SECTIONS = ("paths", "ingest", "render", "embedding", "daemon")
 _MB = 1024 * 1024
@@ -153,7 +159,7 @@ _ALLOWED = {
     "ingest": ("workers", "settle_seconds", "max_entries", "max_entry_mb", "max_total_mb",
                "max_ratio"),
     "render": ("sample_rate", "bit_depth", "target_lufs", "true_peak_db", "max_stretch",
-               "max_semitones", "sidechain", "export_lanes"),
+               "max_semitones", "sidechain", "export_lanes", "exports", "cache_max_mb"),
     "embedding": ("backend", "clap_checkpoint", "batch_size", "device"),
     "daemon": ("polling", "rescan_seconds", "stop_timeout", "retries", "retry_backoff_seconds",
                "log_level"),
@@ -204,7 +210,20 @@ def _render(check: Checker, data: dict) -> RenderSettings:
                                    integer=True),
         sidechain=check.boolean(data, "render", "sidechain", True),
         export_lanes=check.boolean(data, "render", "export_lanes", False),
+        exports=_exports(check, data),
+        cache_max_mb=check.number(data, "render", "cache_max_mb", 2048, low=16,
+                                  high=1_048_576, integer=True),
     )
+
+
+def _exports(check: Checker, data: dict) -> tuple[str, ...]:
+    # "wav" and "json" are always written; listing them is allowed and changes nothing.
+    names = check.strings(data, "render", "exports", ("wav", "json", *DEFAULT_EXPORTS))
+    unknown = [name for name in names if name not in (*EXPORTS, "wav", "json")]
+    if unknown:
+        check.problem("render.exports", f"unknown export {', '.join(map(repr, unknown))} "
+                                        f"(choose from wav, json, {', '.join(EXPORTS)})")
+    return tuple(name for name in EXPORTS if name in names)
 
 
 def _embedding(check: Checker, data: dict, base: Path) -> EmbeddingSettings:

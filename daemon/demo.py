@@ -6,7 +6,7 @@ from pathlib import Path
 
 from daemon.config import Config
 from daemon.errors import TraumError
-from daemon.ingest.files import write_text_atomic
+from daemon.fsutil import write_text_atomic
 from daemon.work import Engine
 
 DEMO_PROMPT = "driving industrial techno 138 bpm"

@@ -22,7 +22,8 @@ import numpy as np
 
 from daemon.config import IngestSettings, Paths
 from daemon.errors import IngestError
-from daemon.ingest import files, worker
+from daemon import fsutil
+from daemon.ingest import worker
 from daemon.ingest.unpack import KitEntry, UnpackLimits, kit_name, list_kit
 from daemon.store import queries
 from daemon.store.models import IngestItem, Kit
@@ -110,8 +111,8 @@ def ingest_kit(path: Path, *, context: IngestContext, analyser: Analyser,
     pending = queries.pending_items(kit)
     report = IngestReport(kit=kit.name, junk=len(listing.junk), skipped=len(listing.skipped))
     _process(pending, entries, kit, context, analyser, report, on_progress)
-    files.remove_entry(context.paths.staging / kit_name(path))
-    files.remove_entry(path)
+    fsutil.remove_entry(context.paths.staging / kit_name(path))
+    fsutil.remove_entry(path)
     queries.finish_kit(kit)
     _count_outcomes(kit, report)
     return report
@@ -133,9 +134,9 @@ def _list_or_quarantine(path: Path, kit: Kit, context: IngestContext):
     except IngestError as exc:
         queries.finish_kit(kit, "quarantined")
         dest = context.paths.quarantine / kit.name / path.name
-        files.write_text_atomic(dest.with_name(dest.name + ".reason.txt"), f"{exc}\n")
-        files.remove_entry(context.paths.staging / kit_name(path))
-        files.move_atomic(path, dest)
+        fsutil.write_text_atomic(dest.with_name(dest.name + ".reason.txt"), f"{exc}\n")
+        fsutil.remove_entry(context.paths.staging / kit_name(path))
+        fsutil.move_atomic(path, dest)
         raise
 
 
@@ -171,7 +172,7 @@ def _process(pending: list[IngestItem], entries: dict[str, KitEntry], kit: Kit,
 
 def _is_duplicate(item: IngestItem, entry: KitEntry) -> bool:
     """Hash the file; record and report True when its content is already a stem."""
-    content_hash = files.hash_file(entry.source)
+    content_hash = fsutil.hash_file(entry.source)
     existing = queries.stem_by_hash(content_hash)
     if existing is None:
         queries.set_state(item, item.state, content_hash=content_hash)
@@ -190,14 +191,14 @@ def _settle(item: IngestItem, entry: KitEntry, result: dict[str, Any], kit: Kit,
         queries.set_state(item, "quarantined", reason=reason)
         report.errors.append(f"{kit.name}/{entry.rel_path}: {reason}")
         return
-    content_hash = item.content_hash or files.hash_file(entry.source)
+    content_hash = item.content_hash or fsutil.hash_file(entry.source)
     existing = queries.stem_by_hash(content_hash)
     if existing is not None:  # an identical file settled first in this same run
         queries.set_state(item, "duplicate", stem=existing.id,
                           reason=f"same content as stem {existing.id}")
         return
     stored = Path("stems") / kit.name / entry.rel_path
-    files.copy_atomic(entry.source, context.paths.library / stored)
+    fsutil.copy_atomic(entry.source, context.paths.library / stored)
     values = dict(result["values"], stored_path=stored.as_posix(), content_hash=content_hash,
                   embedding=_vector_bytes(result["embedding"]),
                   features=_vector_bytes(result["features"]),
@@ -207,9 +208,9 @@ def _settle(item: IngestItem, entry: KitEntry, result: dict[str, Any], kit: Kit,
 
 def _quarantine_file(entry: KitEntry, kit: Kit, paths: Paths, reason: str) -> None:
     dest = paths.quarantine / kit.name / entry.rel_path
-    files.write_text_atomic(dest.with_name(dest.name + ".reason.txt"),
+    fsutil.write_text_atomic(dest.with_name(dest.name + ".reason.txt"),
                             f"{entry.rel_path}: {reason}\n")
-    files.copy_atomic(entry.source, dest)
+    fsutil.copy_atomic(entry.source, dest)
 
 
 def _vector_bytes(values: list[float]) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from daemon.config import Paths
-from daemon.ingest import files
+from daemon import fsutil
 from daemon.store import queries
 
 
@@ -27,7 +27,7 @@ def reconcile_library(paths: Paths) -> ReconcileReport:
     - stored files that no committed stem references, outside kits still ingesting, are
       deleted: they are copies whose commit never happened.
     """
-    report = ReconcileReport(temp_files=files.remove_temp_files(paths.library))
+    report = ReconcileReport(temp_files=fsutil.remove_temp_files(paths.library))
     resuming = set()
     for kit in queries.unfinished_kits():
         if (paths.inbox / (kit.source_name or kit.name)).exists():

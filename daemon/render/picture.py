@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon.ingest.files import TEMP_SUFFIX
+from daemon.fsutil import TEMP_SUFFIX
 
 _FFT = 2048
 _LOW_HZ = 30.0

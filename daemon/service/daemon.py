@@ -34,7 +34,7 @@ from daemon.errors import (
     RuleError,
     TraumError,
 )
-from daemon.ingest.files import write_text_atomic
+from daemon.fsutil import write_text_atomic
 from daemon.service import scheduler as jobs
 from daemon.service.notify import configure_logging, notify, watchdog_interval
 from daemon.service.queue import Lane, LanePolicy

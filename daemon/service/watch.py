@@ -19,7 +19,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from daemon.ingest.files import TEMP_SUFFIX
+from daemon.fsutil import TEMP_SUFFIX
 from daemon.ingest.unpack import is_junk as is_ingest_junk
 from daemon.service.stability import StabilityTracker
 
