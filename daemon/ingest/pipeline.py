@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from daemon import fsutil
 from daemon.config import IngestSettings, Paths
 from daemon.errors import IngestError
-from daemon import fsutil
 from daemon.ingest import worker
 from daemon.ingest.unpack import KitEntry, UnpackLimits, kit_name, list_kit
 from daemon.store import queries

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from daemon.config import Paths
 from daemon import fsutil
+from daemon.config import Paths
 from daemon.store import queries
 
 

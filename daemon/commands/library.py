@@ -1,23 +1,48 @@
-"""One function per `traum` subcommand. Each returns an exit code; errors propagate as
-`TraumError`s to `cli.main`, the single place that maps them to messages and codes."""
+"""`traum ingest`, `status`, `stems` and `search`: filling and reading the library."""
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
-from daemon.cli import EXIT_FAILURE, EXIT_OK, print_json
-from daemon.compose.plan import plan_to_dict
-from daemon.config import Config, load_config
+from daemon.commands.common import EXIT_FAILURE, EXIT_OK, print_json
+from daemon.config import load_config
 from daemon.errors import ConfigError, RuleError, TraumError
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from daemon.service.daemon import run_daemon
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``ingest``, ``status``, ``stems`` and ``search``."""
+    ingest = sub.add_parser("ingest", parents=[common], help="ingest kits once and exit",
+                            description="Ingest the given kits (folders, .zip or audio "
+                            "files); with no PATH, everything in inbox/. Originals leave "
+                            "the inbox once stored.")
+    ingest.add_argument("paths", nargs="*", metavar="PATH", type=Path)
+    ingest.add_argument("--json", action="store_true", help="print the reports as JSON")
+    ingest.set_defaults(handler=cmd_ingest)
 
-    return run_daemon(Path(args.config) if args.config else None)
+    status = sub.add_parser("status", parents=[common], help="library, queue and error summary",
+                            description="Stems and kits by category, pending inbox items "
+                            "and requests, work in progress, quarantine, last errors.")
+    status.add_argument("--json", action="store_true", help="print as JSON")
+    status.set_defaults(handler=cmd_status)
+
+    stems = sub.add_parser("stems", parents=[common], help="list every stem with its analysis")
+    stems.add_argument("--category", help="only this category")
+    stems.add_argument("--kit", help="only this kit")
+    stems.add_argument("--json", action="store_true", help="print as JSON")
+    stems.set_defaults(handler=cmd_stems)
+
+    search = sub.add_parser("search", parents=[common], help="find stems by text or similarity",
+                            description="Rank stems by a text query (categories, tags, kit "
+                            "and file names, English or German), or by similarity to a "
+                            "stem with --like.")
+    search.add_argument("query", nargs="?", default="", metavar="QUERY")
+    search.add_argument("--category", help="only this category")
+    search.add_argument("--like", type=int, metavar="STEM_ID", help="rank by similarity")
+    search.add_argument("--limit", type=int, default=20, help="how many results (20)")
+    search.add_argument("--json", action="store_true", help="print as JSON")
+    search.set_defaults(handler=cmd_search)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -48,40 +73,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         _print_ingest_summary(reports)
     return EXIT_FAILURE if failed else EXIT_OK
 
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    from daemon.work import Engine
-
-    engine = Engine(load_config(args.config))
-    plan = engine.plan_text(_prompt_text(args.prompt), seed=args.seed)
-    if args.json:
-        print_json(plan_to_dict(plan))
-        return EXIT_OK
-    print(f"{plan.genre} at {plan.bpm:g} BPM in {plan.key}, {plan.bars} bars, "
-          f"{plan.length_seconds:.0f} s, seed {plan.seed}; moods: {', '.join(plan.moods) or '-'}")
-    for start, section in zip(plan.section_starts(), plan.structure):
-        lanes = ", ".join(q.category + (f"[{'/'.join(q.tags)}]" if q.tags else "")
-                          for q in section.stem_queries)
-        print(f"  bar {start + 1:>4}  {section.section:<12} {section.bars:>3} bars  "
-              f"energy {section.energy:.2f}  {lanes}")
-    for note in plan.notes:
-        print(f"  note: {note}")
-    return EXIT_OK
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    from daemon.work import Engine
-
-    config = load_config(args.config)
-    engine = Engine(config)
-    text = _prompt_text(args.prompt)
-    out = args.output or config.paths.requests / f"{_slug(text)}.wav"
-    outcome = engine.render_text(text, out_wav=out.resolve(), seed=args.seed)
-    if args.json:
-        print_json(_render_summary(outcome))
-    else:
-        _print_render(outcome)
-    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -142,54 +133,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from daemon.demo import run_demo
-
-    return run_demo(load_config(args.config))
-
-
-def cmd_service(args: argparse.Namespace) -> int:
-    from daemon.config import ensure_folders
-    from daemon.service.unit import install_unit, render_unit
-
-    config = load_config(args.config)
-    text = render_unit(user=args.user, exe=_traum_executable(),
-                       config_path=_config_path(config), paths=config.paths,
-                       stop_timeout=config.daemon.stop_timeout)
-    if args.action == "print":
-        print(text, end="")
-        return EXIT_OK
-    ensure_folders(config.paths)  # systemd refuses ReadWritePaths= that do not exist
-    path = install_unit(user=args.user, text=text)
-    scope = "--user " if args.user else ""
-    print(f"installed {path}\nenable it with: systemctl {scope}enable --now {path.name}")
-    return EXIT_OK
-
-
-def _config_path(config: Config) -> Path:
-    if config.source is None:
-        raise TraumError("no config.toml found: the service needs one; pass --config PATH")
-    return config.source
-
-
-def _traum_executable() -> str:
-    candidate = Path(sys.executable).with_name("traum")
-    return str(candidate) if candidate.exists() else f"{sys.executable} -m daemon"
-
-
-def _prompt_text(prompt: str) -> str:
-    from daemon.work import read_prompt
-
-    path = Path(prompt)
-    if prompt.endswith(".prompt") and path.is_file():
-        return read_prompt(path)
-    return prompt
-
-
-def _slug(text: str) -> str:
-    words = re.findall(r"[\w]+", text.casefold())[:6]
-    return "-".join(words) or "track"
-
 
 def _stem_row(record) -> dict:
     return {"id": record.id, "kit": record.kit, "path": record.rel_path,
@@ -203,22 +146,6 @@ def _stem_row(record) -> dict:
             "embedding_model": record.embedding_model}
 
 
-def _render_summary(outcome) -> dict:
-    result = outcome.result
-    return {"wav": str(result.wav), "report": str(result.report), "lufs": result.lufs,
-            "true_peak_db": result.true_peak_db, "duration": result.duration,
-            "fallbacks": list(result.fallbacks),
-            "stems": [choice.__dict__ for choice in result.choices]}
-
-
-def _print_render(outcome) -> None:
-    result, plan = outcome.result, outcome.plan
-    print(f"wrote {result.wav} ({result.duration:.1f} s, {result.lufs:.1f} LUFS, "
-          f"{result.true_peak_db:.1f} dBTP): {plan.genre} {plan.bpm:g} BPM {plan.key}")
-    for choice in result.lane_stems():
-        print(f"  {choice.lane:<10} {choice.kit}/{choice.file}")
-    for fallback in result.fallbacks:
-        print(f"  fallback: {fallback}")
 
 
 def _print_ingest_summary(reports: list[dict]) -> None:
