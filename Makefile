@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench lint clean
+.PHONY: demo test test-all bench corpus lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,16 +21,23 @@ test: $(STAMP)  ## the test suite (slow soak tests excluded)
 test-all: $(STAMP)  ## every test, soak tests included
 	$(PY) -m pytest -q
 
-bench: $(STAMP)  ## ingest, render, search and latency benchmarks
+bench: $(STAMP)  ## ingest, render, search and latency benchmarks, and the soak
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/accuracy.py
 	$(PY) bench/bench_render.py
+	$(PY) bench/fidelity.py
+	$(PY) bench/bench_exports.py
 	$(PY) bench/render_lmms.py
 	$(PY) bench/bench_search.py
 	$(PY) bench/bench_latency.py
+	$(PY) bench/soak.py
 
-lint: $(STAMP)
+corpus: $(STAMP)  ## rebuild daemon/ingest/data/base_corpus.npz (needs the packages in its SOURCES.md)
+	$(PY) bench/build_corpus.py
+
+lint: $(STAMP)  ## ruff, and the import contract (.importlinter: layers, no circles)
 	$(VENV)/bin/ruff check daemon tests bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -2,19 +2,23 @@
 
     python bench/accuracy.py [--json] [--kits N]
 
-(a) Synthesised kits (`daemon.synth`) at several tempi, keys and seeds, with ground truth.
-    Seeds 1..N are disjoint from the classifier's bootstrap corpus (seeds >= 10000).
-    Descriptive names measure the name rules; anonymous names measure audio alone.
-(b) Debian's lmms-common samples (/usr/share/lmms/samples): categories from their folders
-    (hand-checked per file where a folder mixes categories, see `lmms_ground_truth`).
-    lmms names carry no tempo or key, so BPM and key are measured on (a) only.
-    Category from audio alone is measured twice: the classifier trained on synthesised
-    kits only (a fresh install), and "learning from named stems": stratified 5-fold cross-
-    validation where the classifier is the same synthesised corpus plus the other four
-    folds' stems with the category their *names* give (`category_from_name`, so naming
+(a) Leave one corpus out (`loco`): the shipped classifier's recipe trained on every source
+    of ``daemon/ingest/data/base_corpus.npz`` but one, tested on the recordings of the one
+    left out, for every source; per-category recall and the pooled confusion matrix.
+(b) Synthesised kits (`daemon.synth`) at several tempi, keys and seeds, with ground truth.
+    Descriptive names measure the name rules; anonymous names measure audio alone, with the
+    classifier trained on the corpus without its synthesised source (so no synthesised
+    kit is in training, and seeds 1..N are disjoint from the corpus's >= 10000 anyway).
+(c) Debian's lmms-common samples (/usr/share/lmms/samples): categories from their folders
+    (hand-checked per file where a folder mixes categories, see
+    `corpus_sources.lmms_ground_truth`). lmms names carry no tempo or key, so BPM and key
+    are measured on (b) only. Category from audio alone is measured twice, both with the
+    corpus minus lmms: as is (a fresh install meeting lmms), and "learning from named
+    stems": stratified 5-fold cross-validation where the classifier also learns the other
+    four folds' stems with the category their *names* give (`category_from_name`, so naming
     mistakes are learnt too, as in the daemon), predicting the held-out fold from audio.
 Key method comparison: chroma + EDMA vs Krumhansl vs Temperley profiles on the tonal
-loops of (a) and on numpy chord progressions in all 24 keys. (Essentia, the reference
+loops of (b) and on numpy chord progressions in all 24 keys. (Essentia, the reference
 implementation of EDMA, is not installed; the profiles are used with our own chroma.)
 """
 
@@ -26,76 +30,30 @@ import sys
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from daemon.compose.plan import TONICS, parse_key
-from daemon.ingest.analyse import analyse_stem
-from daemon.ingest.classify import CategoryClassifier, bootstrap_classifier, category_from_name
-from daemon.ingest.features import key_chroma, prepare
-from daemon.ingest.key import PROFILES, estimate_key
-from daemon.ingest.probe import decode_audio
-from daemon.ingest.rules import load_analysis_rules
-from daemon.synth import synthesize_kit
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import kit_accuracy  # noqa: E402
+import loco  # noqa: E402
+from corpus_sources import LMMS_ROOT, Truth, lmms_ground_truth  # noqa: E402
+
+from daemon.ingest.analyse import analyse_stem  # noqa: E402
+from daemon.ingest.classify import CategoryClassifier, category_from_name  # noqa: E402
+from daemon.ingest.corpus import BASE_CORPUS, Corpus, load_corpus  # noqa: E402
+from daemon.ingest.features import key_chroma, prepare  # noqa: E402
+from daemon.ingest.key import estimate_key  # noqa: E402
+from daemon.ingest.probe import decode_audio  # noqa: E402
+from daemon.ingest.rules import load_analysis_rules  # noqa: E402
+from daemon.keys import PROFILES, TONICS, parse_key  # noqa: E402
+from daemon.synth import synthesize_kit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-LMMS_ROOT = Path("/usr/share/lmms/samples")
 SYNTH_SPECS = ((100.0, "C major"), (124.0, "D minor"), (128.0, "A minor"), (135.0, "E minor"),
                (140.0, "F# minor"), (174.0, "G minor"), (122.0, "A# major"), (145.0, "F minor"))
-
-# lmms-common: folder → category; files in mixed folders listed by hand (listened names).
-_LMMS_FOLDERS = {"basses": ("bass", "oneshot"), "bassloops": ("bass", "loop"),
-                 "beats": ("drum_loop", "loop"), "effects": ("fx", "oneshot"),
-                 "stringsnpads": ("pad", None), "latin": ("lead", None),
-                 "instruments": ("synth", None), "drums": (None, "oneshot")}
-_LMMS_FILES = {
-    "beats/rave_hihat01": "hihat", "beats/rave_hihat02": "hihat", "beats/rave_kick01": "kick",
-    "beats/rave_kick02": "kick", "beats/rave_snare01": "snare",
-    "instruments/bassslap01": "bass", "instruments/bassslap02": "bass",
-    "instruments/cello01": "lead", "instruments/flute01": "lead",
-    "instruments/trumpet01": "lead", "instruments/violin_double_stop01": "lead",
-    "instruments/violin_fingered01": "lead", "instruments/violin_pizzicato01": "lead",
-    "instruments/steel_guitar01": "lead", "instruments/steel_guitar_heavy_distorted01": "lead",
-    "instruments/steel_guitar_medium_distorted01": "lead",
-    "instruments/steel_guitar_slight_distorted01": "lead",
-    "instruments/e_piano_accord01": "chord", "instruments/e_piano_accord02": "chord",
-    "stringsnpads/korg_poly6_drone01": "atmo", "stringsnpads/nord_ambient01": "atmo",
-    "drums/nasty_bass01": "kick", "drums/nasty_rim01": "perc", "drums/nasty_snare01": "snare",
-    "drums/zap01": "fx",
-    "drums/zap02": "fx", "drums/zap03": "fx",
-}
-# drums/: the name's instrument word is the category (the files are named by instrument).
-_DRUM_WORDS = (("bassdrum", "kick"), ("kick", "kick"), ("snare", "snare"), ("clap", "clap"),
-               ("hihat", "hihat"), ("crash", "cymbal"), ("ride", "cymbal"), ("tom", "tom"),
-               ("rim", "perc"), ("sidestick", "perc"), ("shaker", "perc"), ("clav", "perc"),
-               ("wood", "perc"))
-
-
-@dataclass(frozen=True)
-class Truth:
-    rel_path: str
-    category: str
-    kind: str | None
-
-
-def lmms_ground_truth(root: Path = LMMS_ROOT) -> list[Truth]:
-    """Labelled lmms samples. misc/ (no clear categories), shapes/ and waveforms/
-    (single-cycle oscillator tables) and drumsynth/ (presets, not audio) are left out."""
-    truths = []
-    for folder, (category, kind) in _LMMS_FOLDERS.items():
-        for path in sorted((root / folder).glob("*.*")):
-            key = f"{folder}/{path.stem}"
-            label = _LMMS_FILES.get(key) or category or _drum_word(path.stem)
-            truths.append(Truth(f"{folder}/{path.name}", label, kind))
-    return truths
-
-
-def _drum_word(stem: str) -> str:
-    return next(category for word, category in _DRUM_WORDS if stem.startswith(word))
-
 
 def mirex_key_score(estimate: str | None, truth: str) -> float:
     """MIREX weighted key score: same 1, fifth 0.5, relative 0.3, parallel 0.2."""
@@ -275,19 +233,35 @@ def main(argv: list[str] | None = None) -> int:
     threadpool_limits(1)  # one core per worker, as in the ingest pool
     rules = load_analysis_rules(ROOT / "rules")
     started = time.perf_counter()
-    classifier = bootstrap_classifier(seed=0)
-    report = {"bootstrap_seconds": time.perf_counter() - started,
-              "synth": measure_synth(args.kits, rules, classifier),
-              "chords_24_keys": measure_chords()}
+    CategoryClassifier.load(BASE_CORPUS)  # what a fresh library pays before its first stem
+    load_seconds = time.perf_counter() - started
+    corpus = load_corpus()
+    folds = loco.leave_one_source_out(corpus)
+    report = {"classifier_load_seconds": load_seconds, "loco": loco.summary(folds),
+              "synth": measure_synth(args.kits, rules, held_out(corpus, "synth")),
+              "chords_24_keys": measure_chords(),
+              "kits": kit_accuracy.measure(len(kit_accuracy.SPECS),
+                                           classifier=held_out(corpus, "synth"))}
     if LMMS_ROOT.is_dir():
-        report["lmms"] = measure_lmms(rules, classifier)
-        report["lmms"].update(measure_lmms_learning(rules, classifier))
+        without_lmms = held_out(corpus, "lmms")
+        report["lmms"] = measure_lmms(rules, without_lmms)
+        report["lmms"].update(measure_lmms_learning(rules, without_lmms))
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
     else:
+        print(loco.markdown(folds), end="\n\n")
         print_table(report)
+        print("\nloop tempo and key per kit (bench/kit_accuracy.py):")
+        kit_accuracy.print_table(report["kits"])
     return 0
+
+
+def held_out(corpus: Corpus, source: str) -> CategoryClassifier:
+    """The shipped classifier's recipe trained on every corpus source except `source`."""
+    classifier = CategoryClassifier()
+    classifier.fit(*corpus.rows(corpus.sources != source))
+    return classifier
 
 
 def print_table(report: dict) -> None:
@@ -299,7 +273,7 @@ def print_table(report: dict) -> None:
         ("key from names (exact)", synth["key_names"], None, ""),
         ("category with names", synth["category_names"], lmms.get("category_names"),
          ">= 0.95"),
-        ("category from audio, synthesised corpus only", synth["category_audio"],
+        ("category from audio, corpus without this source", synth["category_audio"],
          lmms.get("category_audio"), ">= 0.85"),
         ("category from audio, + named stems (5-fold)", None,
          lmms.get("category_audio_cv"), ">= 0.85"),
@@ -312,8 +286,8 @@ def print_table(report: dict) -> None:
     print(f"{'measure':44s} {'synth':>8s} {'lmms':>8s}  target")
     for label, a, b, target in rows:
         print(f"{label:44s} {_show(a):>8s} {_show(b):>8s}  {target}")
-    print(f"\nstems: synth {synth['stems']}, lmms {lmms.get('stems', 0)}; bootstrap "
-          f"{report['bootstrap_seconds']:.1f} s")
+    print(f"\nstems: synth {synth['stems']}, lmms {lmms.get('stems', 0)}; classifier load "
+          f"{report['classifier_load_seconds']:.2f} s")
     print(f"speed, one core: synth {synth['x_realtime_one_core']:.0f}x realtime (analysis), "
           f"lmms {lmms.get('x_realtime_one_core_with_decode', 0):.0f}x (decode + analysis)")
     print("\nkey profiles (MIREX weighted): profile  synth-tonal-loops  chords-24-keys")

@@ -7,8 +7,9 @@ Synthesises the test kit (128 BPM, A minor), then renders in fresh subprocesses:
 - a 12-minute track (400 bars), reporting the process's peak resident memory.
 
 Targets (issue 5): cold ≤ 10 s, warm ≤ 2 s on 2 cores, peak memory < 1 GB for 10 minutes.
-Times cover `render_plan` only (not the imports or the kit synthesis); CPU seconds are
-printed too, as wall time on a shared machine includes waiting for other processes.
+Times cover `render_plan` and writing the WAV and the JSON report (`write_outputs` with no
+other exports), not the imports or the kit synthesis; CPU seconds are printed too, as wall
+time on a shared machine includes waiting for other processes.
 """
 
 from __future__ import annotations
@@ -55,18 +56,24 @@ def run_child(records: Path, repeats: int, out_wav: Path, cache: Path) -> dict:
 
 
 def child(records: Path, repeats: int, out_wav: Path, cache: Path) -> None:
+    from daemon.categories import load_categories
     from daemon.config import RenderSettings
+    from daemon.render.drum_notes import load_drum_notes
+    from daemon.render.outputs import write_outputs
     from daemon.render.patterns import load_patterns
     from daemon.render.render import render_plan
 
     stems = pickle.loads(records.read_bytes())
     settings = RenderSettings(sample_rate=44100, bit_depth=24, target_lufs=-14.0,
                               true_peak_db=-1.0, max_stretch=0.25, max_semitones=3,
-                              sidechain=True, export_lanes=False)
+                              sidechain=True, exports=("wav", "json"), cache_max_mb=2048)
     patterns = load_patterns(ROOT / "rules")
+    categories = load_categories(ROOT / "rules")
     start, cpu = time.perf_counter(), _cpu_seconds()
-    result = render_plan(make_plan(repeats=repeats), stems, out_wav=out_wav,
-                         settings=settings, cache_dir=cache, patterns=patterns)
+    track = render_plan(make_plan(repeats=repeats), stems, settings=settings,
+                        cache_dir=cache, patterns=patterns,
+                        drum_notes=load_drum_notes(ROOT / "rules"), categories=categories)
+    result = write_outputs(track, out_wav, exports=settings.exports)
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(json.dumps({"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),

@@ -9,6 +9,7 @@ the file is reported at once in one `ConfigError`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,6 @@ class RenderSettings:
     max_stretch: float  # largest allowed |1 - stretch ratio| for a loop
     max_semitones: int
     sidechain: bool
-    export_lanes: bool
     exports: tuple[str, ...]  # optional outputs beside the WAV and JSON; see EXPORTS
     cache_max_mb: int  # the conform cache is pruned least-recently-used to this size
 
@@ -87,6 +87,8 @@ class DaemonSettings:
     retries: int
     retry_backoff_seconds: float
     log_level: str
+    backups: int  # daily copies of stems.db kept under library/backups/
+    keep_days: int  # quarantine and error files older than this are due for `traum gc`
 
 
 @dataclass(frozen=True)
@@ -159,10 +161,10 @@ _ALLOWED = {
     "ingest": ("workers", "settle_seconds", "max_entries", "max_entry_mb", "max_total_mb",
                "max_ratio"),
     "render": ("sample_rate", "bit_depth", "target_lufs", "true_peak_db", "max_stretch",
-               "max_semitones", "sidechain", "export_lanes", "exports", "cache_max_mb"),
+               "max_semitones", "sidechain", "exports", "cache_max_mb"),
     "embedding": ("backend", "clap_checkpoint", "batch_size", "device"),
     "daemon": ("polling", "rescan_seconds", "stop_timeout", "retries", "retry_backoff_seconds",
-               "log_level"),
+               "log_level", "backups", "keep_days"),
 }
 
 
@@ -209,21 +211,36 @@ def _render(check: Checker, data: dict) -> RenderSettings:
         max_semitones=check.number(data, "render", "max_semitones", 3, low=0, high=12,
                                    integer=True),
         sidechain=check.boolean(data, "render", "sidechain", True),
-        export_lanes=check.boolean(data, "render", "export_lanes", False),
         exports=_exports(check, data),
         cache_max_mb=check.number(data, "render", "cache_max_mb", 2048, low=16,
                                   high=1_048_576, integer=True),
     )
 
 
+def parse_exports(text: str, *, where: str) -> tuple[str, ...]:
+    """A comma-separated export list (``--export dawproject,midi``) → the optional exports in
+    writing order; `ConfigError` naming `where` for an unknown name."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    problem = _unknown_exports(names)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    return tuple(name for name in EXPORTS if name in names)
+
+
 def _exports(check: Checker, data: dict) -> tuple[str, ...]:
     # "wav" and "json" are always written; listing them is allowed and changes nothing.
     names = check.strings(data, "render", "exports", ("wav", "json", *DEFAULT_EXPORTS))
-    unknown = [name for name in names if name not in (*EXPORTS, "wav", "json")]
-    if unknown:
-        check.problem("render.exports", f"unknown export {', '.join(map(repr, unknown))} "
-                                        f"(choose from wav, json, {', '.join(EXPORTS)})")
+    problem = _unknown_exports(names)
+    if problem:
+        check.problem("render.exports", problem)
     return tuple(name for name in EXPORTS if name in names)
+
+
+def _unknown_exports(names: Sequence[str]) -> str:
+    """What is wrong with an export list ("" when nothing is)."""
+    unknown = [name for name in names if name not in (*EXPORTS, "wav", "json")]
+    return (f"unknown export {', '.join(map(repr, unknown))} (choose from wav, json, "
+            f"{', '.join(EXPORTS)})") if unknown else ""
 
 
 def _embedding(check: Checker, data: dict, base: Path) -> EmbeddingSettings:
@@ -247,4 +264,6 @@ def _daemon(check: Checker, data: dict) -> DaemonSettings:
                                            low=0, high=3600),
         log_level=check.text(data, "daemon", "log_level", "INFO",
                              choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        backups=check.number(data, "daemon", "backups", 7, low=1, high=365, integer=True),
+        keep_days=check.number(data, "daemon", "keep_days", 30, low=1, high=3650, integer=True),
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from daemon.config import Config
 from daemon.errors import TraumError
 from daemon.fsutil import write_text_atomic
@@ -28,7 +26,10 @@ def run_demo(config: Config) -> int:
                              + "; ".join(report.errors))
         prompt = config.paths.requests / "demo.prompt"
         write_text_atomic(prompt, DEMO_PROMPT + "\n")
-        outcome = engine.render(prompt)
+        # The arrangement picture is part of the demo whatever render.exports says.
+        exports = dict.fromkeys((*config.render.exports, "png"))
+        outcome = engine.render_text(DEMO_PROMPT, out_wav=prompt.with_suffix(".wav"),
+                                     exports=tuple(exports))
     finally:
         engine.close()
     result, plan = outcome.result, outcome.plan
@@ -38,15 +39,6 @@ def run_demo(config: Config) -> int:
     for choice in result.lane_stems():
         print(f"  {choice.lane:<10} {choice.file}  (stem {choice.stem_id})")
     print(f"plan and provenance: {result.report}")
-    print(f"spectrogram: {write_spectrogram(result.wav)}")
+    for name, path in result.exports.items():
+        print(f"{'arrangement picture' if name == 'png' else name}: {path}")
     return 0
-
-
-def write_spectrogram(wav: Path) -> Path:
-    """Save a spectrogram PNG of a rendered WAV beside it."""
-    import soundfile as sf
-
-    from daemon.render.picture import spectrogram_image, write_png
-
-    audio, sample_rate = sf.read(wav, dtype="float32", always_2d=True)
-    return write_png(wav.with_suffix(".png"), spectrogram_image(audio.T, sample_rate))

@@ -50,3 +50,34 @@ class RenderError(TraumError):
 
 class EmbeddingError(TraumError):
     """An embedding backend is unavailable or misconfigured; the message says what to do."""
+
+
+class StorageFault(StoreError):
+    """The machine, not the input, stops the work: a full disk, a read-only or forbidden
+    folder, a locked or damaged database, a stored file deleted by hand.
+
+    Retrying the same item later can succeed once the fault is cleared, so the daemon
+    pauses (``scope`` "lane": every item would fail alike) or holds the one item
+    (``scope`` "item") and retries with backoff. Built by `daemon.faults.storage_fault`.
+
+    Attributes
+    ----------
+    what
+        The fault in a few words, for ``STATUS=`` and `traum status`: "library disk full
+        (12 MB free)".
+    where
+        The folder or file at fault.
+    advice
+        What the user can do about it.
+    cause
+        A stable slug: ``disk-full``, ``read-only``, ``permission``, ``locked``,
+        ``damaged``, ``missing`` or ``io``.
+    scope
+        ``lane`` or ``item``.
+    """
+
+    def __init__(self, what: str, *, where: Path, advice: str, cause: str,
+                 scope: str = "lane") -> None:
+        self.what, self.where, self.advice = what, Path(where), advice
+        self.cause, self.scope = cause, scope
+        super().__init__(f"{what} at {where}: {advice}")

@@ -8,25 +8,42 @@ loaded rules) and is the `Work` the daemon drives. Every method either succeeds 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.config import Config, ensure_folders
-from daemon.errors import EmbeddingError, IngestError, PlanError, RenderError, TraumError
+from daemon.errors import (
+    EmbeddingError,
+    IngestError,
+    RenderError,
+    StorageFault,
+    TraumError,
+)
+from daemon.faults import translate_faults
+from daemon.folders import (
+    expired_leftovers,
+    read_prompt,
+    read_status_file,
+    scan_inbox,
+    scan_requests,
+)
+from daemon.ingest.kitpass import KitRules, load_kit_rules
 from daemon.ingest.pipeline import Analyser, IngestContext, IngestReport, Progress, ingest_kit
 from daemon.ingest.reconcile import ReconcileReport, reconcile_library
 from daemon.store import queries
 from daemon.store.db import open_database
+from daemon.store.records import StemRecord
+
+if TYPE_CHECKING:
+    from daemon.ingest.reanalyse import ReanalysisReport
+    from daemon.render.conform import PrunedFile
 
 log = logging.getLogger("traum.work")
-
-#: Prompt files larger than this are refused: a prompt is a sentence, not a document.
-MAX_PROMPT_BYTES = 64 * 1024
-
 
 @dataclass(frozen=True)
 class RenderOutcome:
@@ -43,6 +60,9 @@ class Engine:
     def __init__(self, config: Config) -> None:
         self.config = config
         ensure_folders(config.paths)
+        # matplotlib (the arrangement picture) keeps its font cache here: the service's
+        # home may be read-only, and a cache rebuilt on every start costs seconds.
+        os.environ.setdefault("MPLCONFIGDIR", str(config.paths.cache / "matplotlib"))
         open_database(config.paths.database)
         self._analyser: Analyser | None = None
         self._analyser_config: Config | None = None
@@ -62,18 +82,25 @@ class Engine:
             raise IngestError(path, "missing", "no such file or folder")
         self.in_progress["ingest"] = str(path)
         try:
-            report = ingest_kit(path, context=self._ingest_context(),
-                                analyser=self._ensure_analyser(), on_progress=on_progress)
+            with translate_faults(self.config.paths, writes=("library",)):
+                report = ingest_kit(path, context=self._ingest_context(),
+                                    analyser=self._ensure_analyser(), on_progress=on_progress)
         finally:
             self.in_progress.pop("ingest", None)
         log.info("ingested %s: %s", path.name, _summary(report))
-        if report.stored:
-            self.learn_categories()
-        self.catch_up_embeddings()
+        try:
+            with translate_faults(self.config.paths, writes=("cache", "library")):
+                if report.stored:
+                    self.learn_categories()
+                self.kit_summaries()  # profiles the new kit now, not at the next render
+                self.catch_up_embeddings()
+        except StorageFault as fault:  # the kit is in: what follows from it catches up later
+            log.error("%s is in the library; its classifier, profile and vectors catch up "
+                      "later: %s", path.name, fault)
         return report
 
     def learn_categories(self) -> int:
-        """Retrain the audio category classifier on the bootstrap corpus plus every stem
+        """Retrain the audio category classifier on the shipped corpus plus every stem
         the user named (category from the file name); return how many examples it learnt.
 
         The workers pick the new model up with their next file.
@@ -112,8 +139,9 @@ class Engine:
     def render(self, prompt: Path) -> RenderOutcome:
         self.in_progress["render"] = str(prompt)
         try:
-            text = read_prompt(prompt)
-            return self.render_text(text, out_wav=prompt.with_suffix(".wav"))
+            with translate_faults(self.config.paths, writes=("outbox", "cache", "library")):
+                text = read_prompt(prompt)
+                return self.render_text(text, out_wav=prompt.with_suffix(".wav"))
         finally:
             self.in_progress.pop("render", None)
 
@@ -131,10 +159,24 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         """Library status; work in progress from this engine, or else from a running daemon."""
-        from daemon.service.daemon import read_status_file
-
         progress = dict(self.in_progress) or read_status_file(self.config.paths.library)
-        return collect_status(self.config, in_progress=progress)
+        return {**collect_status(self.config, in_progress=progress),
+                "kit_profiles": self.kit_summaries()}
+
+    def reanalyse(self, *, kit: str | None = None, everything: bool = False,
+                  on_progress: Progress | None = None, stopping=lambda: False
+                  ) -> ReanalysisReport:
+        """Re-analyse stems below the current analysis version (an upgrade's, or left by a
+        killed run), after marking `kit` or `everything` (`reanalyse_library`); then the
+        classifier learns from the new feature vectors."""
+        from daemon.ingest.reanalyse import reanalyse_library
+
+        report = reanalyse_library(self.config.paths.library, analyser=self._ensure_analyser(),
+                                   rules=self.kit_rules(), kit=kit, everything=everything,
+                                   on_progress=on_progress, stopping=stopping)
+        if report.updated:
+            self.learn_categories()
+        return report
 
     def close(self) -> None:
         if self._analyser is not None:
@@ -142,33 +184,85 @@ class Engine:
             self._analyser = None
 
     # -- building blocks --------------------------------------------------------------
-    def plan_text(self, text: str, *, seed: int | None = None):
-        """Arrange `text` into a plan, choosing a key the library can serve."""
+    def plan_text(self, text: str, *, seed: int | None = None, kits=None):
+        """Arrange `text` into a plan, choosing a key the library can serve: the keys, as
+        heard, of the kit likely to be its backbone, else the library's most common."""
+        from daemon import profiles
+        from daemon.categories import load_categories
         from daemon.compose.arrange import plan_prompt
         from daemon.compose.rules import load_rules
-        from daemon.taxonomy import TONAL_CATEGORIES
 
         rules = load_rules(self.config.paths.rules)
-        counts = queries.key_counts(TONAL_CATEGORIES)
-        return plan_prompt(text, rules, seed=seed, key_counts=counts)
+        categories = load_categories(self.config.paths.rules)
+        plan = plan_prompt(text, rules, seed=seed,
+                           key_counts=queries.key_counts(categories.tonal()))
+        kits = self.kit_library() if kits is None else kits
+        kit, counts = profiles.backbone_keys(plan, kits, categories=categories,
+                                             config=self.config)
+        if not counts:
+            return plan
+        again = plan_prompt(text, rules, seed=plan.seed, key_counts=counts)
+        return replace(again, notes=(*again.notes, f"keys counted in {kit}, the likely "
+                                                   "backbone kit, as the renderer hears them"))
 
-    def render_text(self, text: str, *, out_wav: Path, seed: int | None = None) -> RenderOutcome:
-        """Plan and render `text` to `out_wav` (+ JSON report beside it)."""
+    def explain_text(self, text: str, *, seed: int | None = None):
+        """Plan `text` and choose its stems as a render would, without rendering; return the
+        plan and the selection's explanation (`daemon.render.explain`)."""
+        from daemon import profiles
+        from daemon.categories import load_categories
+        from daemon.render.select import select_stems
+
+        kits = profiles.kit_library(self.config)
+        plan = self.plan_text(text, seed=seed, kits=kits)
+        stems = present_stems(queries.list_stems(self.config.paths.library))
+        selection = select_stems(plan, stems, settings=self.config.render,
+                                 categories=load_categories(self.config.paths.rules),
+                                 extra_scores=self._text_scores(text, stems),
+                                 cache_dir=self.config.paths.cache, kits=kits)
+        return plan, selection.explanation
+
+    def kit_library(self):
+        """Every kit's profile (`daemon.profiles.kit_library`)."""
+        from daemon import profiles
+
+        return profiles.kit_library(self.config)
+
+    def kit_summaries(self) -> list[dict[str, Any]]:
+        """The kit profiles as `traum kits` and `traum status` show them."""
+        from daemon import profiles
+
+        return profiles.kit_summaries(self.config)
+
+    def render_text(self, text: str, *, out_wav: Path, seed: int | None = None,
+                    exports: Sequence[str] | None = None) -> RenderOutcome:
+        """Plan and render `text` to `out_wav`, with the JSON report and the exports beside
+        it: `exports`, else those of the prompt's ``export:`` line, else ``render.exports``."""
+        from daemon.categories import load_categories
+        from daemon.compose.prompt import read_exports
+        from daemon.render.drum_notes import load_drum_notes
+        from daemon.render.outputs import write_outputs
         from daemon.render.patterns import load_patterns
         from daemon.render.render import render_plan
 
-        plan = self.plan_text(text, seed=seed)
-        stems = queries.list_stems(self.config.paths.library)
+        kits = self.kit_library()
+        plan = self.plan_text(text, seed=seed, kits=kits)
+        stems = present_stems(queries.list_stems(self.config.paths.library))
         if not stems:
             raise RenderError(f"{out_wav.name}: the library has no stems yet; drop a "
                               f"construction kit into {self.config.paths.inbox} first")
-        result = render_plan(plan, stems, out_wav=out_wav, settings=self.config.render,
-                             cache_dir=self.config.paths.cache,
-                             patterns=load_patterns(self.config.paths.rules),
-                             extra_scores=self._text_scores(text, stems))
+        track = render_plan(plan, stems, settings=self.config.render,
+                            cache_dir=self.config.paths.cache,
+                            patterns=load_patterns(self.config.paths.rules),
+                            drum_notes=load_drum_notes(self.config.paths.rules),
+                            categories=load_categories(self.config.paths.rules),
+                            extra_scores=self._text_scores(text, stems), kits=kits)
+        exports = read_exports(text) if exports is None else exports
+        result = write_outputs(track, out_wav, exports=self.config.render.exports
+                               if exports is None else exports)
         queries.record_render(prompt=text, wav_path=result.wav, seed=plan.seed,
                               lufs=result.lufs, true_peak_db=result.true_peak_db,
                               duration=result.duration)
+        self.prune_cache()
         return RenderOutcome(wav=result.wav, report=result.report, plan=plan, result=result)
 
     def reembed(self, *, limit: int = 64) -> int:
@@ -177,17 +271,29 @@ class Engine:
         from daemon.ingest.probe import decode_audio
 
         backend = self._embedding_backend()
-        stems = queries.stems_needing_embedding(backend.model_name, limit=limit)
+        stems = queries.stems_needing_embedding(self.config.paths.library, backend.model_name,
+                                                limit=limit)
         if not stems:
             return 0
         batch = []
         for stem in stems:
-            decoded = decode_audio(self.config.paths.library / stem.stored_path)
+            decoded = decode_audio(stem.path)
             batch.append((decoded.audio, decoded.sample_rate))
         for stem, vector in zip(stems, backend.embed_audio(batch)):
             queries.update_embedding(stem.id, vector, backend.model_name)
         log.info("re-embedded %d stems with %s", len(stems), backend.model_name)
         return len(stems)
+
+    def prune_cache(self) -> list[PrunedFile]:
+        """Shrink the conform cache to ``render.cache_max_mb``: stale conform versions
+        first, then the least recently used; return what was deleted."""
+        from daemon.render.conform import prune_cache
+
+        pruned = prune_cache(self.config.paths.cache, self.config.render.cache_max_mb << 20)
+        if pruned:
+            log.info("conform cache: pruned %d files (%.1f MB)", len(pruned),
+                     sum(item.size for item in pruned) / 2**20)
+        return pruned
 
     def _embedding_backend(self):
         """The configured backend, built once (a CLAP model is slow to load)."""
@@ -198,7 +304,7 @@ class Engine:
                 self._backend = get_backend(self.config.embedding)
         return self._backend
 
-    def _text_scores(self, text: str, stems: Sequence[Any]) -> dict[int, float] | None:
+    def _text_scores(self, text: str, stems: Sequence[StemRecord]) -> dict[int, float] | None:
         """Prompt-to-stem similarity from a text-capable backend (CLAP); None otherwise."""
         if self.config.embedding.backend != "clap":
             return None
@@ -211,7 +317,17 @@ class Engine:
                 if stem.embedding is not None and stem.embedding_model == backend.model_name}
 
     def _ingest_context(self) -> IngestContext:
-        return IngestContext(paths=self.config.paths, settings=self.config.ingest)
+        return IngestContext(paths=self.config.paths, settings=self.config.ingest,
+                             kit_rules=self.kit_rules())
+
+    def kit_rules(self) -> KitRules:
+        """What the kit pass weighs evidence with: category traits and the tempo range of
+        every genre word (the composer's rules, read here for the ingest)."""
+        from daemon.compose.rules import load_rules
+
+        genres = load_rules(self.config.paths.rules).genres.values()
+        return load_kit_rules(self.config.paths.rules, {word: (genre.bpm_min, genre.bpm_max)
+                              for genre in genres for word in (genre.name, *genre.synonyms)})
 
     def _ensure_analyser(self) -> Analyser:
         if self._analyser is not None and self._analyser_config is not self.config:
@@ -232,19 +348,14 @@ class Engine:
 
     def classifier_path(self) -> Path:
         """The classifier the workers use: the one that learnt from the library's named
-        stems if there is one, else the bootstrap classifier (trained once, cached)."""
+        stems if there is one, else the one shipped with the package (no training)."""
         learnt = self._library_classifier()
         return learnt if learnt.exists() else self._base_classifier()
 
     def _base_classifier(self) -> Path:
-        from daemon.ingest.classify import CLASSIFIER_FILE, bootstrap_classifier
+        from daemon.ingest.corpus import BASE_CORPUS
 
-        path = self.config.paths.cache / CLASSIFIER_FILE
-        with self._lock:
-            if not path.exists():
-                log.info("training the audio category classifier (once)")
-                bootstrap_classifier().save(path)
-        return path
+        return BASE_CORPUS
 
     def _library_classifier(self) -> Path:
         from daemon.ingest.classify import CLASSIFIER_FILE
@@ -252,30 +363,22 @@ class Engine:
         return self.config.paths.cache / CLASSIFIER_FILE.replace("classifier", "classifier_library")
 
 
-def read_prompt(path: Path) -> str:
-    """The text of a prompt file; `PlanError` naming the file if unreadable or empty."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PlanError(f"{path.name}: cannot read the prompt: {exc.strerror}") from exc
-    if len(data) > MAX_PROMPT_BYTES:
-        raise PlanError(f"{path.name}: prompt is {len(data)} bytes; the limit is "
-                        f"{MAX_PROMPT_BYTES}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise PlanError(f"{path.name}: prompt is not UTF-8 text (byte {exc.start}); "
-                        "save it as UTF-8") from exc
-    if not text.strip():
-        raise PlanError(f"{path.name}: prompt is empty; write e.g. 'driving techno 138 bpm'")
-    return text
+def present_stems(stems: Sequence[StemRecord]) -> list[StemRecord]:
+    """`stems` without those whose file was deleted by hand, each logged with what to do."""
+    present = []
+    for stem in stems:
+        if stem.path.exists():
+            present.append(stem)
+        else:
+            log.warning("%s: stored stem deleted by hand, left out of renders; run traum "
+                        "doctor --fix so the library forgets it", stem.path)
+    return present
 
 
 def collect_status(config: Config, *, in_progress: dict[str, str] | None = None) -> dict:
     """Everything `traum status` reports; the JSON keys are a stable interface."""
-    from daemon.service.watch import scan_inbox, scan_requests
-
     stats = queries.library_stats()
+    now = time.time()
     quarantine = config.paths.quarantine
     quarantined = (sum(1 for p in quarantine.rglob("*.reason.txt"))
                    if quarantine.is_dir() else 0)
@@ -286,7 +389,10 @@ def collect_status(config: Config, *, in_progress: dict[str, str] | None = None)
         "pending": {"inbox": [p.name for p in scan_inbox(config.paths.inbox)],
                     "requests": [p.name for p in scan_requests(config.paths.requests)]},
         "in_progress": in_progress or {}, "last_errors": queries.last_errors(),
-        "library": str(config.paths.library), "checked_at": time.time(),
+        "expired": [{"path": str(item.path), "days": round(item.age_days(now), 1)}
+                    for item in expired_leftovers(config.paths, keep_days=config.daemon.keep_days,
+                                                  now=now)],
+        "library": str(config.paths.library), "checked_at": now,
     }
 
 

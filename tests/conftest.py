@@ -9,7 +9,6 @@ Samples are synthesised once per session; folders and zips are written per test.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -62,27 +61,22 @@ def anonymous_kit_folder(tmp_path: Path, anonymous_kit: list[KitSample]) -> Path
 
 
 @pytest.fixture(scope="session")
-def trained_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small bootstrap category classifier, trained once per test session.
+def trained_classifier() -> Path:
+    """The category classifier the package ships (`daemon.ingest.corpus.BASE_CORPUS`):
+    ready to load, nothing to train."""
+    from daemon.ingest.corpus import BASE_CORPUS
 
-    Every fresh library would otherwise train its own (about 10 s each); tests that run
-    the real pipeline copy this file into their library cache with `seed_library`.
-    """
-    from daemon.ingest.classify import CLASSIFIER_FILE, bootstrap_classifier
-
-    path = tmp_path_factory.mktemp("classifier") / CLASSIFIER_FILE
-    bootstrap_classifier(kits=3).save(path)
-    return path
+    return BASE_CORPUS
 
 
 @pytest.fixture
-def seed_library(trained_classifier: Path):
-    """Return a function that puts the session's classifier into `library/cache/`."""
+def seed_library():
+    """Return a function that makes a fresh `library/` folder. A fresh library needs no
+    classifier of its own any more (the shipped one is used until the user's named stems
+    retrain it), so there is nothing to copy into it."""
 
     def seed(library: Path) -> Path:
-        cache = library / "cache"
-        cache.mkdir(parents=True, exist_ok=True)
-        shutil.copy(trained_classifier, cache / trained_classifier.name)
+        library.mkdir(parents=True, exist_ok=True)
         return library
 
     return seed
@@ -91,11 +85,17 @@ def seed_library(trained_classifier: Path):
 LMMS_SAMPLES = Path("/usr/share/lmms/samples")
 
 
+def require_system_path(path: Path | str, package: str) -> Path:
+    """`path` from a Debian package: required on CI (the test fails), skipped elsewhere."""
+    path = Path(path)
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing on CI: install Debian's {package}")
+        pytest.skip(f"{path} not found (Debian package {package})")
+    return path
+
+
 @pytest.fixture(scope="session")
 def lmms_samples() -> Path:
     """Debian's lmms-common recorded samples: required on CI, skipped with a reason elsewhere."""
-    if not LMMS_SAMPLES.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{LMMS_SAMPLES} is missing on CI: install Debian's lmms-common")
-        pytest.skip(f"{LMMS_SAMPLES} not found (Debian package lmms-common)")
-    return LMMS_SAMPLES
+    return require_system_path(LMMS_SAMPLES, "lmms-common")

@@ -64,6 +64,9 @@ class FakeWork:
     def reconcile(self) -> None:
         record(call="reconcile")
 
+    def reanalyse(self, *, stopping) -> None:
+        """The fake analyses nothing, so nothing is ever due for re-analysis."""
+
     def ingest(self, path: Path) -> None:
         record(call="ingest", path=path.name, event="start")
         if "stuck" in path.name:  # a failure that leaves the entry where it is

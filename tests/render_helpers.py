@@ -54,7 +54,8 @@ def fake_record(number: int, category: str, *, kind: str = "oneshot", bpm: float
 def settings(**changes) -> RenderSettings:
     """Default render settings (as config.toml's defaults), with `changes`."""
     base = RenderSettings(sample_rate=44100, bit_depth=24, target_lufs=-14.0, true_peak_db=-1.0,
-                          max_stretch=0.25, max_semitones=3, sidechain=True, export_lanes=False)
+                          max_stretch=0.25, max_semitones=3, sidechain=True,
+                          exports=("wav", "json"), cache_max_mb=2048)
     return replace(base, **changes)
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.compose.plan import TONICS
 from daemon.errors import AnalysisError
 from daemon.ingest.analyse import analyse_stem, measure_levels
 from daemon.ingest.classify import CategoryClassifier
 from daemon.ingest.key import estimate_key, key_from_name
+from daemon.ingest.kit_tempo import choose_loop_tempo
 from daemon.ingest.rules import load_analysis_rules
-from daemon.ingest.tempo import bpm_from_name, choose_loop_tempo, estimate_tempo
+from daemon.ingest.tempo import bpm_from_name, estimate_tempo
+from daemon.keys import TONICS
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 SR = 44100

@@ -14,19 +14,14 @@ from daemon.errors import AnalysisError, RuleError
 from daemon.ingest.analyse import analyse_stem
 from daemon.ingest.classify import (
     CategoryClassifier,
-    bootstrap_classifier,
+    LinearModel,
     category_from_name,
     kind_from_name,
 )
-from daemon.ingest.features import (
-    ANALYSIS_RATE,
-    compute_spectrum,
-    envelope_shape,
-    prepare,
-    segment_timbre,
-)
-from daemon.ingest.rules import TAXONOMY, load_analysis_rules, tokenize
-from daemon.synth import synthesize_kit
+from daemon.ingest.corpus import BASE_CORPUS, load_corpus
+from daemon.ingest.features import ANALYSIS_RATE, prepare
+from daemon.ingest.rules import load_analysis_rules
+from daemon.taxonomy import CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,8 +33,8 @@ def rules():
 
 @pytest.fixture(scope="module")
 def classifier() -> CategoryClassifier:
-    """A small bootstrap (3 kits; the pipeline uses 18) on seeds disjoint from the tests'."""
-    return bootstrap_classifier(seed=0, kits=3)
+    """The classifier the package ships (no training: it loads fitted)."""
+    return CategoryClassifier.load(BASE_CORPUS)
 
 
 @pytest.mark.parametrize(("name", "category"), [
@@ -95,13 +90,8 @@ def test_kind_from_name(rules, name: str, kind: str | None) -> None:
     assert kind_from_name(name, rules) == kind
 
 
-def test_tokenize() -> None:
-    assert tokenize("DarkKick_01-Fläche.wav") == ["dark", "kick", "01", "flaeche", "wav"]
-    assert tokenize("HHClosed 128BPM") == ["hh", "closed", "128", "bpm"]
-
-
 def test_rules_cover_the_fixed_taxonomy(rules) -> None:
-    assert tuple(rules.categories) == TAXONOMY
+    assert tuple(rules.categories) == CATEGORIES
     assert all(rule.phrases for rule in rules.categories.values())
 
 
@@ -137,32 +127,41 @@ def test_classifier_learns_categories_from_synth_kits(rules, classifier, anonymo
         assert analysis.category_source == "audio"
         assert 0.0 < analysis.category_confidence <= 1.0
         right += analysis.category == sample.category
-    # Measured 100 % with the full 18-kit bootstrap on 144 held-out stems (bench).
+    # The kit's seed (1) is not among the corpus's synthesised kits (seeds from 10000).
     assert right / len(anonymous_kit) >= 0.85
 
 
-def test_classifier_round_trip(tmp_path: Path, classifier, anonymous_kit, rules) -> None:
+def test_classifier_round_trip(tmp_path: Path, classifier, anonymous_kit) -> None:
     path = tmp_path / "cache" / "classifier.npz"
-    path.parent.mkdir()
     classifier.save(path)
     loaded = CategoryClassifier.load(path)
     for sample in anonymous_kit[:6]:
-        vector = analyse_stem(sample.audio, sample.sample_rate, name="x.wav", rules=rules,
-                              classifier=classifier).features
+        vector = prepare(audio=sample.audio, sample_rate=sample.sample_rate).vector
         assert loaded.predict(vector) == pytest.approx(classifier.predict(vector))
-    assert not list(path.parent.glob(".*part"))  # written atomically
+    assert [p.name for p in path.parent.iterdir()] == ["classifier.npz"]  # no temp left
 
 
-def test_classifier_refuses_bad_files(tmp_path: Path) -> None:
+def test_classifier_refuses_bad_files(tmp_path: Path, classifier) -> None:
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip at all")
     with pytest.raises(AnalysisError, match="cannot read the classifier"):
         CategoryClassifier.load(garbage)
     stale = tmp_path / "stale.npz"
     np.savez(stale, features=np.zeros((2, 3), np.float32), categories=np.array(["a", "b"]),
-             seed=np.int64(0), feature_version=np.int64(-1))
+             feature_version=np.int64(-1))
     with pytest.raises(AnalysisError, match="feature version -1"):
         CategoryClassifier.load(stale)
+    arrays = classifier.arrays()
+    for broken in ({"model_coef": arrays["model_coef"][:, :-1]},  # wrong width
+                   {"model_scale": np.zeros_like(arrays["model_scale"])},
+                   {"model_classes": np.array(["cowbell"] * arrays["model_classes"].size)}):
+        np.savez(tmp_path / "broken.npz", **{**arrays, **broken})
+        with pytest.raises(AnalysisError, match="cannot read the classifier"):
+            CategoryClassifier.load(tmp_path / "broken.npz")
+    without_model = {k: v for k, v in arrays.items() if not k.startswith("model_")}
+    np.savez(tmp_path / "old.npz", **without_model)
+    with pytest.raises(AnalysisError, match="cannot read the classifier"):
+        CategoryClassifier.load(tmp_path / "old.npz")
 
 
 def test_classifier_input_checks() -> None:
@@ -171,44 +170,29 @@ def test_classifier_input_checks() -> None:
         untrained.predict(np.zeros(4))
     with pytest.raises(ValueError):
         untrained.fit(np.zeros((3, 4)), ["kick", "kick", "kick"])
+    with pytest.raises(ValueError, match="not fitted"):
+        untrained.arrays()
     trained = CategoryClassifier()
     trained.fit(np.array([[0.0, 0.0], [1.0, 1.0], [0.1, 0.0], [0.9, 1.0]]),
                 ["kick", "hihat", "kick", "hihat"])
-    assert trained.predict(np.array([0.95, 0.9]))[0] == "hihat"
+    assert trained.predict(np.array([0.95, 0.9]))[0] == "hihat"  # two classes work too
+    assert trained.predict(np.array([0.05, 0.0]))[0] == "kick"
     with pytest.raises(AnalysisError):
         trained.predict(np.array([np.nan, 1.0]))
 
 
-def test_envelope_shape_of_an_exponential_decay() -> None:
-    """A 2 kHz tone decaying with a 100 ms time constant: -6/-20/-40 dB after
-    0.1 ln 2, 0.1 ln 10 and 0.2 ln 10 seconds, 63 % of its energy in the first 50 ms."""
-    t = np.arange(ANALYSIS_RATE) / ANALYSIS_RATE  # 1 s
-    tone = (np.sin(2 * np.pi * 2000.0 * t) * np.exp(-t / 0.1)).astype(np.float32)
-    shape = envelope_shape(mono=tone, sample_rate=ANALYSIS_RATE)
-    decays = 10 ** shape[:3] - 1e-3
-    assert decays == pytest.approx([0.0693, 0.2303, 0.4605], abs=0.003)
-    assert 10 ** shape[3] - 1e-3 == pytest.approx(0.0, abs=0.002)  # starts at its peak
-    assert shape[4:6] == pytest.approx([1 - np.exp(-1), 1 - np.exp(-4)], abs=0.02)
-    assert shape[6:] == pytest.approx([0.2303, 0.4605], abs=0.005)  # time above -20/-40 dB
-
-
-def test_segment_timbre_follows_a_kick_from_click_to_boom() -> None:
-    rng = np.random.default_rng(0)
-    t = np.arange(ANALYSIS_RATE) / ANALYSIS_RATE
-    kick = (np.sin(2 * np.pi * 60.0 * t) * np.exp(-t / 0.3)  # boom: 60 Hz, 300 ms
-            + rng.standard_normal(t.size) * np.exp(-t / 0.01)).astype(np.float32)  # click
-    timbre = segment_timbre(spectrum=compute_spectrum(y=kick))
-    attack, decay, levels = timbre[:12], timbre[24:36], timbre[-4:]
-    assert decay[0] - attack[0] > 5.0  # coefficient 1, the tilt: the decay is all bass
-    assert list(levels) == sorted(levels, reverse=True) and levels[3] < -20.0
-    click = segment_timbre(spectrum=compute_spectrum(y=kick[: int(0.1 * ANALYSIS_RATE)]))
-    assert click[-2:].tolist() == [-60.0, -60.0]  # 100 ms reach no decay and no tail...
-    assert not click[24:48].any()  # ...so their shapes read as silence
+def test_linear_model_is_a_softmax_over_standardised_features() -> None:
+    model = LinearModel(classes=np.array(["kick", "snare"]), mean=np.array([1.0]),
+                        scale=np.array([2.0]), coef=np.array([[0.0], [1.0]]),
+                        intercept=np.array([0.0, 0.5]))
+    # x = 3: z = 1, logits (0, 1.5), p(snare) = 1 / (1 + e^-1.5)
+    assert model.probabilities(np.array([[3.0]]))[0] == pytest.approx(
+        [1 / (1 + np.exp(1.5)), 1 / (1 + np.exp(-1.5))])
 
 
 def _toms(count: int, *, seed: int) -> list[np.ndarray]:
     """Floor-to-high toms: a 90-220 Hz sine gliding down from +50 % and ringing for ~0.2 s,
-    with a 5 ms stick click. The bootstrap corpus has no toms at all."""
+    with a 5 ms stick click."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(0.6 * ANALYSIS_RATE)) / ANALYSIS_RATE
     toms = []
@@ -226,36 +210,45 @@ def _vectors(clips: list[np.ndarray]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def learnt_toms(classifier) -> tuple[CategoryClassifier, np.ndarray]:
-    """The small classifier after learning six named toms, and four other toms' vectors."""
+def tomless() -> CategoryClassifier:
+    """The shipped corpus's recipe trained without its toms."""
+    corpus = load_corpus()
+    classifier = CategoryClassifier()
+    classifier.fit(*corpus.rows(corpus.categories != "tom"))
+    return classifier
+
+
+@pytest.fixture(scope="module")
+def learnt_toms(tomless) -> tuple[CategoryClassifier, np.ndarray]:
+    """The tom-less classifier after learning six named toms, and four other toms' vectors."""
     toms = _vectors(_toms(10, seed=5))
-    return classifier.with_examples(toms[:6], ["tom"] * 6), toms[6:]
+    return tomless.with_examples(toms[:6], ["tom"] * 6), toms[6:]
 
 
-def test_with_examples_learns_a_category_the_corpus_lacks(classifier, learnt_toms) -> None:
+def test_with_examples_learns_a_category_the_corpus_lacks(tomless, learnt_toms) -> None:
     learnt, held_out = learnt_toms
-    assert [classifier.predict(v)[0] for v in held_out].count("tom") == 0
+    assert [tomless.predict(v)[0] for v in held_out].count("tom") == 0
     assert [learnt.predict(v)[0] for v in held_out] == ["tom"] * len(held_out)
-    assert (classifier.example_count, learnt.example_count) == (0, 6)  # a new classifier
+    assert (tomless.example_count, learnt.example_count) == (0, 6)  # a new classifier
 
 
-def test_with_examples_keeps_what_the_corpus_taught(learnt_toms, anonymous_kit) -> None:
+def test_with_examples_keeps_what_the_corpus_taught(tomless, learnt_toms,
+                                                    anonymous_kit) -> None:
     learnt, _ = learnt_toms
-    right = sum(learnt.predict(prepare(audio=s.audio, sample_rate=s.sample_rate).vector)[0]
-                == s.category for s in anonymous_kit)
-    assert right / len(anonymous_kit) >= 0.85
+    vectors = [prepare(audio=s.audio, sample_rate=s.sample_rate).vector for s in anonymous_kit]
+    before = [tomless.predict(v)[0] for v in vectors]
+    after = [learnt.predict(v)[0] for v in vectors]
+    assert sum(a != b for a, b in zip(before, after)) <= 1
 
 
-def test_named_stems_outweigh_the_corpus(classifier, anonymous_kit) -> None:
-    """A user whose two kits file the corpus's kind of hi-hat under "perc" gets "perc"."""
-    hats = [s.audio for seed in (7, 8) for s in synthesize_kit(
-        bpm=132.0, key="E minor", seed=seed, names="anonymous", sample_rate=ANALYSIS_RATE)
-        if s.category == "hihat"]
-    learnt = classifier.with_examples(_vectors(hats), ["perc"] * len(hats))
-    test_hats = [prepare(audio=s.audio, sample_rate=s.sample_rate).vector
-                 for s in anonymous_kit if s.category == "hihat"]
-    assert [classifier.predict(v)[0] for v in test_hats] == ["hihat"] * len(test_hats)
-    assert [learnt.predict(v)[0] for v in test_hats] == ["perc"] * len(test_hats)
+def test_named_stems_outweigh_the_corpus(classifier) -> None:
+    """A user who files their toms under "perc" gets "perc" for the next ones, though the
+    shipped corpus reads them as toms. (Six named stems move the decision for sounds like
+    them; they do not overrule dozens of corpus recordings of the very same sound.)"""
+    toms = _vectors(_toms(10, seed=6))
+    learnt = classifier.with_examples(toms[:6], ["perc"] * 6)
+    assert [classifier.predict(v)[0] for v in toms[6:]] == ["tom"] * 4
+    assert [learnt.predict(v)[0] for v in toms[6:]] == ["perc"] * 4
 
 
 def test_with_examples_merges_and_checks(tmp_path: Path, learnt_toms) -> None:
@@ -326,14 +319,15 @@ def test_lmms_categories_from_names(rules, lmms_samples) -> None:
 
 
 @pytest.mark.lmms
-def test_lmms_audio_alone_learning_from_named_stems(rules, classifier, lmms_samples) -> None:
-    """Stratified 5-fold: the small corpus plus four folds' stems labelled by their names
-    predict the fifth fold from audio (the bench's protocol, `cross_validate_named`)."""
+def test_lmms_audio_alone_learning_from_named_stems(rules, lmms_samples) -> None:
+    """Stratified 5-fold: the corpus without lmms plus four folds' stems labelled by their
+    names predict the fifth fold from audio (the bench's protocol, `cross_validate_named`)."""
     bench = _load_bench()
     truths = bench.lmms_ground_truth(lmms_samples)
     vectors = bench.lmms_vectors(truths, lmms_samples)
-    predictions = bench.cross_validate_named(classifier, vectors, truths, rules)
+    without_lmms = bench.held_out(load_corpus(), "lmms")
+    predictions = bench.cross_validate_named(without_lmms, vectors, truths, rules)
     right = sum(truth.category == guess for truth, guess in zip(truths, predictions))
-    # Measured 0.669 with this 3-kit corpus (0.662 with the bench's 18 kits; 0.63-0.69 over
-    # split seeds). The corpus alone scores 0.34: it has no lead, synth, chord or tom.
-    assert right / len(truths) >= 0.62
+    # Measured 0.656 (the corpus without lmms alone: 0.600; the synthesised bootstrap
+    # corpus this replaced: 0.669 with named stems, 0.34 alone).
+    assert right / len(truths) >= 0.60

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from daemon.render.conform import cache_path
+
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("run", "ingest", "plan", "render", "status", "stems", "search", "demo", "service")
+COMMANDS = ("run", "ingest", "plan", "render", "status", "stems", "search", "demo", "service",
+            "gc", "backup", "doctor", "fix", "reanalyse")
 
 
 def traum(tmp_path: Path, *args: str, config: str | None = None) -> subprocess.CompletedProcess:
@@ -91,3 +95,22 @@ def test_status_json_has_the_documented_keys(tmp_path):
 def test_search_without_query_is_an_error(tmp_path):
     done = traum(tmp_path, "search")
     assert done.returncode == 1 and "QUERY" in done.stderr
+
+
+def test_gc_prunes_the_conform_cache_to_its_limit(tmp_path):
+    cache = tmp_path / "library" / "cache"
+    cache.mkdir(parents=True)
+    stale = cache / "conform-0123456789abcdef0123.npy"
+    entries = [cache_path(cache, (name,)) for name in ("old", "mid", "new")]
+    for used_at, path in enumerate([stale, *entries], start=1):
+        with open(path, "wb") as handle:
+            handle.truncate(8 << 20)  # sparse: 8 MB without writing them
+        os.utime(path, (used_at, used_at))
+    done = traum(tmp_path, "gc", "--json",
+                 config=f'[paths]\nrules = "{ROOT / "rules"}"\n[render]\ncache_max_mb = 16\n')
+    assert done.returncode == 0, done.stderr
+    assert [(Path(item["path"]).name, item["reason"]) for item in json.loads(done.stdout)] == [
+        (stale.name, "stale version"), (entries[0].name, "least recently used")]
+    assert sorted(cache.iterdir()) == sorted(entries[1:])
+    again = traum(tmp_path, "gc")
+    assert again.returncode == 0 and "0 files removed" in again.stdout

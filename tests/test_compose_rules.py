@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from daemon.compose.arrange import plan_prompt
+from daemon.compose.genres import ROLES
 from daemon.compose.plan import BEATS_PER_BAR
-from daemon.compose.rules import ROLES, load_rules
+from daemon.compose.rules import load_rules
 from daemon.errors import RuleError
 from daemon.taxonomy import CATEGORIES, TAGS
 
@@ -207,6 +208,58 @@ def test_bad_genre_file_names_file_and_key(rules_dir, old, new, key, message):
     assert GOOD_GENRE.replace(old, new, 1) != GOOD_GENRE
     error = load_error(rules_dir)
     assert f"{path}: {key}: " in error and message in error, error
+
+
+EDGES = """
+[edges]
+intro_bars = 8
+outro_bars = 8
+lanes = ["kick"]
+
+[[sections]]
+name = "Intro"
+"""
+
+
+def test_a_genre_may_have_dj_edges_and_fills(rules_dir):
+    path = rules_dir / "genres" / "polka.toml"
+    text = GOOD_GENRE.replace("four_on_floor = false", "four_on_floor = false\nfills = true")
+    path.write_text(text.replace('\n[[sections]]\nname = "Intro"\n', EDGES, 1),
+                    encoding="utf-8")
+    genre = load_rules(rules_dir).genres["polka"]
+    assert genre.fills and (genre.edges.intro_bars, genre.edges.outro_bars) == (8, 8)
+    assert genre.edges.lanes == ("kick",)
+    assert not load_rules(RULES).genres["ambient"].fills
+
+
+@pytest.mark.parametrize("old, new, key, message", [
+    ("intro_bars = 8", "intro_bars = 12", "edges.intro_bars", "must be a multiple of 8"),
+    ("intro_bars = 8", "intro_bars = 32", "edges.intro_bars", "between 8 and 16"),
+    ("intro_bars = 8", "intro_bars = 8.0", "edges.intro_bars", "must be an integer"),
+    ("outro_bars = 8\n", "", "edges.outro_bars", "is required"),
+    ("outro_bars = 8", "outro_bars = 16", "sections[2].bars",
+     "the outro must hold its 16-bar DJ edge (got 8)"),
+    ('lanes = ["kick"]', 'lanes = ["kicks"]', "edges.lanes", "unknown value 'kicks'"),
+    ('lanes = ["kick"]', "lanes = []", "edges.lanes", "must name at least one category"),
+    ('lanes = ["kick"]', 'lanes = ["kick"]\nbars = 16', "edges.bars", "unknown key"),
+    ('role = "intro"', 'role = "build"', "edges",
+     "needs a template whose first section is a non-optional intro"),
+    ("[edges]", "[edge]", "edge", "unknown key"),
+])
+def test_bad_dj_edges_name_file_and_key(rules_dir, old, new, key, message):
+    path = rules_dir / "genres" / "polka.toml"
+    text = GOOD_GENRE.replace('\n[[sections]]\nname = "Intro"\n', EDGES, 1)
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    error = load_error(rules_dir)
+    assert f"{path}: {key}: " in error and message in error, error
+
+
+def test_fills_must_be_a_flag(rules_dir):
+    path = rules_dir / "genres" / "polka.toml"
+    path.write_text(GOOD_GENRE.replace("four_on_floor = false",
+                                       'four_on_floor = false\nfills = "yes"'), encoding="utf-8")
+    assert f"{path}: fills: must be true or false" in load_error(rules_dir)
 
 
 def test_every_section_optional_is_an_error(rules_dir):

@@ -13,16 +13,17 @@ import pytest
 import soundfile as sf
 from render_helpers import fake_record
 
+from daemon.categories import load_categories
 from daemon.compose.plan import Plan, Section, StemQuery
 from daemon.errors import RenderError
 from daemon.render.conform import conform_loop, conform_oneshot, loop_geometry, read_audio
 from daemon.render.patterns import GenrePattern
+from daemon.render.sections import drop_sections
 from daemon.render.select import Fit, Pick
 from daemon.render.sequence import (
     Grid,
     Region,
     build_regions,
-    drop_sections,
     pattern_hits,
     place_at_end,
     tile_loop,
@@ -30,6 +31,7 @@ from daemon.render.sequence import (
 )
 
 SR = 44100
+TABLE = load_categories(Path(__file__).resolve().parents[1] / "rules")
 
 
 def write_stem(folder: Path, name: str, audio: np.ndarray, *, sample_rate: int = SR,
@@ -103,7 +105,7 @@ def test_loop_is_stretched_onto_the_plan_grid_sample_exactly(tmp_path):
     stem = write_stem(tmp_path, "clicks.wav", click_loop(bpm=120.0, beats=8),
                       category="drum_loop", kind="loop", bpm=120.0)
     loop, ratio = conform_loop(stem, source_bpm=120.0, plan_bpm=126.0, semitones=0,
-                               sample_rate=SR, cache_dir=tmp_path / "cache")
+                               sample_rate=SR, cache_dir=tmp_path / "cache", categories=TABLE)
     assert ratio == pytest.approx(126.0 / 120.0)
     assert loop.shape == (2, round(2 * 240 / 126.0 * SR))
     expected = np.arange(8) * 60.0 / 126.0 * SR
@@ -119,7 +121,7 @@ def test_loop_length_corrects_a_slightly_wrong_tempo(tmp_path):
     beats, bars, tempo = loop_geometry(stem, 124.0)
     assert (beats, bars) == (8, 2) and tempo == pytest.approx(125.0)
     loop, ratio = conform_loop(stem, source_bpm=124.0, plan_bpm=125.0, semitones=0,
-                               sample_rate=SR, cache_dir=tmp_path / "cache")
+                               sample_rate=SR, cache_dir=tmp_path / "cache", categories=TABLE)
     assert ratio == pytest.approx(1.0)
     assert np.array_equal(loop, read_audio(stem.path, sample_rate=SR)[:, :loop.shape[1]])
 
@@ -128,7 +130,7 @@ def test_short_loop_fills_a_bar(tmp_path):
     stem = write_stem(tmp_path, "half.wav", click_loop(bpm=128.0, beats=2), category="perc",
                       kind="loop", bpm=128.0)
     loop, _ = conform_loop(stem, source_bpm=128.0, plan_bpm=128.0, semitones=0,
-                           sample_rate=SR, cache_dir=tmp_path / "cache")
+                           sample_rate=SR, cache_dir=tmp_path / "cache", categories=TABLE)
     assert loop.shape[1] == round(240 / 128.0 * SR)
     assert len(onsets(loop)) == 4
 
@@ -138,7 +140,7 @@ def test_loop_is_pitch_shifted_to_the_key(tmp_path):
     stem = write_stem(tmp_path, "a.wav", np.stack([tone, tone]).astype(np.float32),
                       category="pad", kind="loop", bpm=128.0, key="A minor")
     loop, _ = conform_loop(stem, source_bpm=128.0, plan_bpm=128.0, semitones=2,
-                           sample_rate=SR, cache_dir=tmp_path / "cache")
+                           sample_rate=SR, cache_dir=tmp_path / "cache", categories=TABLE)
     assert dominant_hz(loop) == pytest.approx(220.0 * 2 ** (2 / 12), rel=0.01)
 
 
@@ -149,7 +151,7 @@ def test_stretched_sustained_loop_tiles_without_a_click(tmp_path):
     stem = write_stem(tmp_path, "chord.wav", np.stack([chord, chord]).astype(np.float32),
                       category="pad", kind="loop", bpm=128.0, key="A minor")
     loop, _ = conform_loop(stem, source_bpm=128.0, plan_bpm=133.0, semitones=0,
-                           sample_rate=SR, cache_dir=tmp_path / "cache")
+                           sample_rate=SR, cache_dir=tmp_path / "cache", categories=TABLE)
     tiled = np.concatenate([loop, loop], axis=1)
     steps = np.abs(np.diff(tiled[0]))
     seam = loop.shape[1] - 1
@@ -171,19 +173,19 @@ def test_conform_results_are_cached(tmp_path, monkeypatch):
                       category="drum_loop", kind="loop", bpm=120.0)
     cache = tmp_path / "cache"
     first, _ = conform_loop(stem, source_bpm=120.0, plan_bpm=124.0, semitones=0,
-                            sample_rate=SR, cache_dir=cache)
+                            sample_rate=SR, cache_dir=cache, categories=TABLE)
     assert len(calls) == 1 and calls[0]["transient_mode"] == "crisp"
     files = sorted(cache.iterdir())
     assert len(files) == 1 and files[0].suffix == ".npy"
     again, _ = conform_loop(stem, source_bpm=120.0, plan_bpm=124.0, semitones=0,
-                            sample_rate=SR, cache_dir=cache)
+                            sample_rate=SR, cache_dir=cache, categories=TABLE)
     assert len(calls) == 1 and np.array_equal(first, again)
     conform_loop(stem, source_bpm=120.0, plan_bpm=124.0, semitones=1, sample_rate=SR,
-                 cache_dir=cache)
+                 cache_dir=cache, categories=TABLE)
     assert len(calls) == 2 and len(list(cache.iterdir())) == 2
     files[0].write_bytes(b"not an array")  # a damaged entry is recomputed
     repaired, _ = conform_loop(stem, source_bpm=120.0, plan_bpm=124.0, semitones=0,
-                               sample_rate=SR, cache_dir=cache)
+                               sample_rate=SR, cache_dir=cache, categories=TABLE)
     assert len(calls) == 3 and np.array_equal(repaired, first)
     assert not [p for p in cache.iterdir() if p.suffix == ".tmp"]
 
@@ -191,7 +193,8 @@ def test_conform_results_are_cached(tmp_path, monkeypatch):
 def test_oneshot_keeps_its_timing_and_ends_silent(tmp_path):
     hit = click_loop(bpm=120.0, beats=1)[:, :9000] + 0.3
     stem = write_stem(tmp_path, "hit.wav", hit, category="kick")
-    audio = conform_oneshot(stem, semitones=0, sample_rate=SR, cache_dir=tmp_path / "cache")
+    audio = conform_oneshot(stem, semitones=0, sample_rate=SR, cache_dir=tmp_path / "cache",
+                            categories=TABLE)
     assert audio.shape == hit.shape
     assert np.allclose(audio[:, :8000], hit[:, :8000], atol=1e-6)
     assert np.abs(audio[:, -1]).max() == 0.0
@@ -210,7 +213,7 @@ def region_for(plan: Plan, *, lane: str = "kick", kind: str = "oneshot",
     pick = Pick(sections[0], lane, lane, stem, Fit(1.0, None, 0, 1.0, 1.0))
     starts = plan.section_starts()
     end = starts[sections[-1]] + plan.structure[sections[-1]].bars
-    return Region(lane, lane, pick, sections, starts[sections[0]], end, mode)
+    return Region(lane, lane, pick, sections, starts[sections[0]], end, mode, TABLE[lane])
 
 
 def test_pattern_hits_sit_on_the_grid_without_drift():
@@ -279,7 +282,7 @@ def test_regions_merge_a_lane_over_sections_and_fx_rise_into_drops():
     picks = [Pick(i, "pad", "pad", pad, fit) for i in range(3)]
     picks += [Pick(1, "fx", "fx", fx, fit), Pick(2, "fx", "fx", fx, fit),
               Pick(3, "kick", "kick", fake_record(3, "kick"), fit)]
-    regions = {(r.lane, r.start_bar): r for r in build_regions(plan, picks)}
+    regions = {(r.lane, r.start_bar): r for r in build_regions(plan, picks, categories=TABLE)}
     assert regions[("pad", 0)].sections == (0, 1, 2) and regions[("pad", 0)].end_bar == 16
     assert regions[("fx", 4)].mode == "riser" and regions[("fx", 4)].end_bar == 8
     assert regions[("fx", 8)].mode == "hit"

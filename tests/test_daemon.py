@@ -33,9 +33,9 @@ import numpy as np
 import pytest
 
 from daemon.errors import PlanError, RenderError
-from daemon.service.daemon import descendants, kill_descendants
+from daemon.folders import scan_inbox
+from daemon.service.processes import descendants, kill_descendants
 from daemon.service.queue import Lane, LanePolicy
-from daemon.service.watch import scan_inbox
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_DAEMON = REPO / "tests" / "fake_daemon.py"

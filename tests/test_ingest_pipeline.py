@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from daemon.config import load_config
-from daemon.service.daemon import descendants
+from daemon.service.processes import descendants
 from daemon.store import queries
 from daemon.synth.kit import synthesize_kit, write_kit_folder, write_kit_zip
 from daemon.work import Engine

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyloudnorm
 import pytest
@@ -10,6 +12,7 @@ import soundfile as sf
 from render_helpers import click_ratio, fake_record
 from scipy.signal import resample_poly
 
+from daemon.categories import load_categories
 from daemon.compose.plan import Plan, Section
 from daemon.errors import RenderError
 from daemon.render.export import Cue, WavWriter, read_cues, write_wav
@@ -34,6 +37,7 @@ from daemon.render.select import Fit, Pick
 from daemon.render.sequence import Grid, Region
 
 SR = 44100
+TABLE = load_categories(Path(__file__).resolve().parents[1] / "rules")
 
 
 def reference_true_peak(audio: np.ndarray) -> float:
@@ -130,7 +134,7 @@ def region(plan: Plan, lane: str, sections: tuple[int, ...]) -> Region:
     pick = Pick(sections[0], lane, lane, fake_record(1, lane), Fit(1.0, None, 0, 1.0, 1.0))
     starts = plan.section_starts()
     end = starts[sections[-1]] + plan.structure[sections[-1]].bars
-    return Region(lane, lane, pick, sections, starts[sections[0]], end, "loop")
+    return Region(lane, lane, pick, sections, starts[sections[0]], end, "loop", TABLE[lane])
 
 
 def test_envelope_fades_every_edge_and_follows_energy():
@@ -160,12 +164,12 @@ def test_envelope_blocks_equal_the_interpolated_envelope():
     assert np.ndim(envelope_block(xs, ys, start=200, stop=4000)) == 0  # flat: a scalar
 
 
-def test_lane_gain_brings_lanes_to_their_category_loudness():
+def test_lane_gain_brings_lanes_to_their_target_loudness():
     grid = Grid(SR, 120.0)
     audio = music_like(4.0) * 0.1
-    gain = lane_gain_db(audio, category="kick", sample_rate=SR, grid=grid)
+    gain = lane_gain_db(audio, target_lufs=-12.0, sample_rate=SR, grid=grid)
     assert integrated_loudness(audio * 10 ** (gain / 20), SR) == pytest.approx(-12.0, abs=0.01)
-    assert lane_gain_db(np.zeros((2, SR)), category="kick", sample_rate=SR, grid=grid) == 0.0
+    assert lane_gain_db(np.zeros((2, SR)), target_lufs=-12.0, sample_rate=SR, grid=grid) == 0.0
 
 
 def test_riding_puts_section_levels_in_energy_order():

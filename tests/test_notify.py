@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.errors import StoreError
 from daemon.service.notify import JournalFormatter, notify, watchdog_interval
 
 
@@ -99,8 +100,31 @@ def test_every_traceback_line_keeps_the_error_priority() -> None:
     try:
         raise ValueError("bad kit")
     except ValueError:
-        text = JournalFormatter().format(_record(logging.ERROR, "failed", sys.exc_info()))
+        text = JournalFormatter(debug=True).format(
+            _record(logging.ERROR, "failed", sys.exc_info()))
     lines = text.splitlines()
     assert len(lines) > 3
     assert all(line.startswith("<3>") for line in lines)
     assert lines[-1] == "<3>ValueError: bad kit"
+
+
+def test_without_debug_an_exception_is_one_line() -> None:
+    try:
+        raise KeyError("stem")
+    except KeyError:
+        record = _record(logging.ERROR, "render failed for %s", sys.exc_info())
+        record.args = ("song.prompt",)
+        text = JournalFormatter().format(record)
+    assert text == ("<3>traum.watch: render failed for song.prompt: KeyError: 'stem' "
+                    "(traum run --debug logs the traceback)")
+
+
+def test_without_debug_a_traum_error_keeps_its_own_line() -> None:
+    try:
+        raise StoreError("library disk full (0 MB free) at /srv/library: free space")
+    except StoreError as exc:
+        record = _record(logging.ERROR, "ingest paused: %s", sys.exc_info())
+        record.args = (exc,)
+        text = JournalFormatter().format(record)
+    assert text == ("<3>traum.watch: ingest paused: library disk full (0 MB free) at "
+                    "/srv/library: free space")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pedalboard
@@ -15,17 +14,16 @@ import soundfile as sf
 from render_helpers import click_ratio, kit_records, settings, techno_plan
 from scipy.signal import resample_poly
 from scipy.stats import spearmanr
+from track_helpers import render_files, render_track
 
 from daemon.compose.plan import StemQuery, plan_to_dict
 from daemon.errors import RenderError
 from daemon.ingest.tempo import estimate_tempo
 from daemon.render.export import read_cues
-from daemon.render.patterns import load_patterns
-from daemon.render.render import render_plan
 
-RULES = Path(__file__).resolve().parents[1] / "rules"
 PLAN = techno_plan(bpm=132.0, extra=(StemQuery("vocal"),))  # the kit has no vocals
-SETTINGS = settings(export_lanes=True)
+SETTINGS = settings()
+EXPORTS = ("lanes",)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +34,8 @@ def library(tmp_path_factory, synth_kit):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, library):
     folder = tmp_path_factory.mktemp("render")
-    result = render_plan(PLAN, library, out_wav=folder / "out" / "track.wav", settings=SETTINGS,
-                         cache_dir=folder / "cache", patterns=load_patterns(RULES))
+    result = render_files(PLAN, library, out_wav=folder / "out" / "track.wav",
+                          cache_dir=folder / "cache", exports=EXPORTS)
     audio, rate = sf.read(result.wav, dtype="float32")
     return {"result": result, "audio": audio.T, "rate": rate, "cache": folder / "cache",
             "report": json.loads(result.report.read_text())}
@@ -100,7 +98,8 @@ def test_no_click_where_a_lane_starts_or_stops(rendered):
     lanes_dir = rendered["result"].wav.parent / "track.lanes"
     checked = 0
     for lane, by_section in playing.items():
-        audio, _ = sf.read(lanes_dir / f"{lane}.wav", dtype="float32")
+        (path,) = lanes_dir.glob(f"[0-9][0-9]-{lane}.wav")
+        audio, _ = sf.read(path, dtype="float32")
         assert audio.shape[0] == rendered["audio"].shape[1]
         for index in range(len(names) + 1):
             before, after = by_section.get(index - 1), by_section.get(index)
@@ -134,8 +133,12 @@ def test_report_records_plan_choices_measures_and_fallbacks(rendered):
     assert by_lane[("Build", "fx")]["file"].startswith("FX/TE_FX_Riser")
     assert by_lane[("Drop", "kick")]["gain_db"] > by_lane[("Build", "kick")]["gain_db"]
     assert any("sweep" in note for note in report["notes"])
-    lanes = sorted(p.stem for p in (result.wav.parent / "track.lanes").iterdir())
-    assert lanes == sorted({c["lane"] for c in report["stems"]})
+    names = sorted(p.stem for p in (result.wav.parent / "track.lanes").iterdir())
+    assert [name.split("-", 1)[0] for name in names] == [f"{n:02d}" for n in
+                                                         range(1, len(names) + 1)]
+    assert sorted(name.split("-", 1)[1] for name in names) == \
+        sorted({c["lane"] for c in report["stems"]})
+    assert any(note.startswith("lanes: track.lanes") for note in report["notes"])
 
 
 def test_second_render_hits_the_cache_and_is_identical(rendered, library, tmp_path,
@@ -144,8 +147,8 @@ def test_second_render_hits_the_cache_and_is_identical(rendered, library, tmp_pa
     stretch = pedalboard.time_stretch
     monkeypatch.setattr(pedalboard, "time_stretch",
                         lambda *a, **k: calls.append(k) or stretch(*a, **k))
-    result = render_plan(PLAN, library, out_wav=tmp_path / "again.wav", settings=SETTINGS,
-                         cache_dir=rendered["cache"], patterns=load_patterns(RULES))
+    result = render_files(PLAN, library, out_wav=tmp_path / "again.wav",
+                          cache_dir=rendered["cache"], exports=EXPORTS)
     assert [k for k in calls if "transient_mode" in k] == []  # every stem came from the cache
     assert result.wav.read_bytes() == rendered["result"].wav.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.json", "again.lanes",
@@ -153,16 +156,12 @@ def test_second_render_hits_the_cache_and_is_identical(rendered, library, tmp_pa
 
 
 def test_empty_or_missing_library_is_a_clear_error(tmp_path, library):
-    patterns = load_patterns(RULES)
     with pytest.raises(RenderError, match="no usable stems"):
-        render_plan(PLAN, [], out_wav=tmp_path / "x.wav", settings=SETTINGS,
-                    cache_dir=tmp_path / "cache", patterns=patterns)
+        render_track(PLAN, [], cache_dir=tmp_path / "cache")
     gone = [replace(stem, path=tmp_path / "gone.wav") for stem in library]
     with pytest.raises(RenderError, match="no usable stems"):
-        render_plan(PLAN, gone, out_wav=tmp_path / "x.wav", settings=SETTINGS,
-                    cache_dir=tmp_path / "cache", patterns=patterns)
+        render_track(PLAN, gone, cache_dir=tmp_path / "cache")
     loops = [stem for stem in library if stem.kind == "loop"]
     with pytest.raises(RenderError, match="none of the 7 stems in the library fits"):
-        render_plan(replace(PLAN, bpm=180.0), loops, out_wav=tmp_path / "x.wav",
-                    settings=SETTINGS, cache_dir=tmp_path / "cache", patterns=patterns)
-    assert not (tmp_path / "x.wav").exists()
+        render_track(replace(PLAN, bpm=180.0), loops, cache_dir=tmp_path / "cache")
+    assert list(tmp_path.iterdir()) in ([], [tmp_path / "cache"])  # nothing was written

@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 from render_helpers import fake_record, settings
 
+from daemon.categories import load_categories
 from daemon.compose.plan import Plan, Section, StemQuery
 from daemon.errors import RuleError
-from daemon.render.patterns import INSTRUMENTS, STEPS_PER_BAR, load_patterns, parse_patterns
-from daemon.render.select import fit_stem, key_shift, select_stems, tempo_fit
-from daemon.render.sequence import drop_sections, stem_words
+from daemon.render.fit import fit_stem, tempo_fit
+from daemon.render.patterns import STEPS_PER_BAR, load_patterns, parse_patterns
+from daemon.render.sections import drop_sections
+from daemon.render.select import select_stems, stem_words
+from daemon.taxonomy import PATTERN_INSTRUMENTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,6 +25,7 @@ else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
+TABLE = load_categories(RULES)
 GENRES = ("techno", "house", "deep_house", "minimal", "trance", "drum_and_bass", "dubstep",
           "hip_hop", "lofi", "ambient", "breakbeat", "electro")
 
@@ -34,6 +38,11 @@ def plan_of(*sections: Section, bpm: float = 128.0, key: str = "A minor", seed: 
 
 def section(name: str, *queries: StemQuery, bars: int = 4, energy: float = 0.8) -> Section:
     return Section(name, bars, energy, queries)
+
+
+def select(plan: Plan, stems, **options):
+    """`select_stems` with default settings and the shipped category traits."""
+    return select_stems(plan, stems, settings=settings(), categories=TABLE, **options)
 
 
 def lanes(selection) -> dict[tuple[int, str], int]:
@@ -53,35 +62,21 @@ def test_tempo_fit_reads_half_and_double_time_and_rejects_the_rest():
     assert tempo_fit(127.0, 128.0, 0.0) is None
 
 
-@pytest.mark.parametrize(("stem_key", "plan_key", "shift", "relation"), [
-    ("A minor", "A minor", 0, "same"),
-    ("C major", "A minor", 0, "relative"),
-    ("A minor", "C major", 0, "relative"),
-    ("G minor", "A minor", 2, "shift"),
-    ("C minor", "A minor", -3, "shift"),
-    ("D minor", "A minor", -5, "shift"),  # smallest way round: down 5, not up 7
-    ("E major", "A minor", -4, "shift"),  # E major ≡ C# minor
-])
-def test_key_shift_takes_the_shortest_way_to_the_key_or_its_relative(stem_key, plan_key, shift,
-                                                                     relation):
-    assert key_shift(stem_key, plan_key) == (shift, relation)
-
-
 def test_fit_stem_excludes_what_cannot_be_conformed():
     plan = plan_of(section("A"))
     config = settings()
     assert fit_stem(fake_record(1, "bass", kind="loop", bpm=128, key="A minor"), plan=plan,
-                    settings=config) is not None
+                    settings=config, categories=TABLE) is not None
     too_slow = fake_record(2, "bass", kind="loop", bpm=95, key="A minor")
     far_key = fake_record(3, "bass", kind="loop", bpm=128, key="E minor")  # 5 semitones
     silent = fake_record(4, "kick", lufs=-80.0, peak_db=-90.0)
     no_tempo = fake_record(5, "pad", kind="loop", bpm=None, key="A minor")
     for stem in (too_slow, far_key, silent, no_tempo):
-        assert fit_stem(stem, plan=plan, settings=config) is None, stem.rel_path
+        assert fit_stem(stem, plan=plan, settings=config, categories=TABLE) is None, stem.rel_path
     drums_any_key = fake_record(6, "kick", key="E minor")
-    assert fit_stem(drums_any_key, plan=plan, settings=config).semitones == 0
+    assert fit_stem(drums_any_key, plan=plan, settings=config, categories=TABLE).semitones == 0
     shifted = fit_stem(fake_record(7, "pad", kind="loop", bpm=128, key="B minor"), plan=plan,
-                       settings=config)
+                       settings=config, categories=TABLE)
     assert shifted.semitones == -2 and shifted.key_score < 1.0
 
 
@@ -92,7 +87,7 @@ def test_tags_and_category_decide_the_pick():
              fake_record(2, "bass", kind="loop", bpm=128, key="A minor", tags=("acid", "squelchy")),
              fake_record(3, "synth", kind="loop", bpm=128, key="A minor", tags=("acid",))]
     plan = plan_of(section("A", StemQuery("bass", ("acid",))))
-    assert lanes(select_stems(plan, stems, settings=settings())) == {(0, "bass"): 2}
+    assert lanes(select(plan, stems)) == {(0, "bass"): 2}
 
 
 def test_tempo_and_key_fit_rank_otherwise_equal_stems():
@@ -100,15 +95,15 @@ def test_tempo_and_key_fit_rank_otherwise_equal_stems():
              fake_record(2, "pad", kind="loop", bpm=128, key="B minor"),
              fake_record(3, "pad", kind="loop", bpm=127, key="C major")]
     plan = plan_of(section("A", StemQuery("pad")))
-    assert lanes(select_stems(plan, stems, settings=settings())) == {(0, "pad"): 3}
+    assert lanes(select(plan, stems)) == {(0, "pad"): 3}
 
 
 def test_extra_scores_can_promote_a_stem():
     stems = [fake_record(1, "lead", kind="loop", bpm=128, key="A minor", tags=("dark",)),
              fake_record(2, "lead", kind="loop", bpm=128, key="A minor")]
     plan = plan_of(section("A", StemQuery("lead")), moods=("dark",))
-    assert lanes(select_stems(plan, stems, settings=settings()))[(0, "lead")] == 1
-    boosted = select_stems(plan, stems, settings=settings(), extra_scores={2: 1.0})
+    assert lanes(select(plan, stems))[(0, "lead")] == 1
+    boosted = select(plan, stems, extra_scores={2: 1.0})
     assert lanes(boosted)[(0, "lead")] == 2
 
 
@@ -122,7 +117,7 @@ def test_kit_coherence_and_vector_similarity_pull_towards_chosen_stems():
              fake_record(5, "hihat", kit="Kit C", embedding=np.array([0.9, 0.1, 0.0]))]
     plan = plan_of(section("A", StemQuery("kick", ("punchy",)), StemQuery("clap"),
                            StemQuery("hihat")))
-    picked = lanes(select_stems(plan, stems, settings=settings()))
+    picked = lanes(select(plan, stems))
     assert picked[(0, "clap")] == 3  # same kit as the kick
     assert picked[(0, "hihat")] == 5  # sounds like what was chosen
 
@@ -130,11 +125,11 @@ def test_kit_coherence_and_vector_similarity_pull_towards_chosen_stems():
 def test_choice_is_deterministic_for_a_seed():
     stems = [fake_record(n, "perc", tags=("metal",)) for n in range(1, 9)]
     plan = plan_of(section("A", StemQuery("perc", count=3)), seed=42)
-    first = select_stems(plan, stems, settings=settings())
-    assert select_stems(plan, stems, settings=settings()) == first
+    first = select(plan, stems)
+    assert select(plan, stems) == first
     # Equal candidates: the seeded jitter decides, and other seeds spread the picks.
-    picks = {tuple(lanes(select_stems(plan_of(plan.structure[0], seed=seed), stems,
-                                      settings=settings())).values()) for seed in range(12)}
+    picks = {tuple(lanes(select(plan_of(plan.structure[0], seed=seed), stems)).values())
+             for seed in range(12)}
     assert len(picks) > 1
 
 
@@ -149,7 +144,7 @@ def test_lanes_keep_their_stem_and_top_lines_vary_when_a_section_returns():
     # The arranger's names: long sections come in parts ("A", "B") of one occurrence.
     plan = plan_of(section("Drop 1 A", *drop), section("Drop 1 B", *drop),
                    section("Break", StemQuery("bass")), section("Drop 2 A", *drop))
-    picked = lanes(select_stems(plan, stems, settings=settings()))
+    picked = lanes(select(plan, stems))
     assert len({picked[(index, "bass")] for index in range(4)}) == 1
     assert picked[(0, "lead")] == picked[(1, "lead")] != picked[(3, "lead")]
 
@@ -159,7 +154,7 @@ def test_a_new_lane_does_not_take_a_stem_that_already_plays():
               fake_record(2, "synth", kind="loop", bpm=128, key="A minor")]
     plan = plan_of(section("Drop", StemQuery("synth", ("dark",))),
                    section("Break", StemQuery("pad", ("dark",)), StemQuery("synth")))
-    picked = lanes(select_stems(plan, synths, settings=settings()))
+    picked = lanes(select(plan, synths))
     assert picked == {(0, "synth"): 1, (1, "synth"): 1, (1, "pad"): 2}
 
 
@@ -168,11 +163,10 @@ def test_fx_before_a_drop_asks_for_a_riser():
              replace(fake_record(2, "fx"), rel_path="FX/NoiseRiser_8bars.wav")]
     build = section("Build", StemQuery("fx"), energy=0.5)
     drop = section("Drop", energy=1.0)
-    picked = lanes(select_stems(plan_of(build, drop, replace(build, section="Build 2"), drop),
-                                stems, settings=settings()))
+    picked = lanes(select(plan_of(build, drop, replace(build, section="Build 2"), drop),
+                                stems))
     assert picked[(0, "fx")] == picked[(2, "fx")] == 2  # no variation into a downlifter
-    calm = lanes(select_stems(plan_of(build, section("Break", energy=0.3)), stems,
-                              settings=settings(), extra_scores={1: 0.1}))
+    calm = lanes(select(plan_of(build, section("Break", energy=0.3)), stems, extra_scores={1: 0.1}))
     assert calm[(0, "fx")] == 1  # no drop follows: no riser wanted
 
 
@@ -192,13 +186,13 @@ def test_stem_words_read_tags_and_file_names():
 def test_a_stem_never_plays_in_two_lanes_of_one_section():
     hats = [fake_record(1, "hihat"), fake_record(2, "hihat", tags=("open",))]
     plan = plan_of(section("A", StemQuery("hihat", count=2)))
-    picked = lanes(select_stems(plan, hats, settings=settings()))
+    picked = lanes(select(plan, hats))
     assert {picked[(0, "hihat")], picked[(0, "hihat2")]} == {1, 2}
-    with_ride = select_stems(plan, [hats[0], fake_record(3, "cymbal")], settings=settings())
+    with_ride = select(plan, [hats[0], fake_record(3, "cymbal")])
     assert lanes(with_ride) == {(0, "hihat"): 1, (0, "hihat2"): 3}  # related, not the same
     assert with_ride.fallbacks == ("hihat2: every usable hihat already plays here; "
                                    "used cymbal",)
-    only = select_stems(plan, hats[:1], settings=settings())
+    only = select(plan, hats[:1])
     assert lanes(only) == {(0, "hihat"): 1}  # doubling a sample only makes it louder
     assert only.fallbacks == ("hihat2: every usable hihat already plays here; lane left out",)
 
@@ -208,7 +202,7 @@ def test_fallbacks_are_recorded():
              fake_record(2, "kick"), fake_record(3, "hihat"),
              fake_record(4, "bass", kind="loop", bpm=90, key="A minor")]  # too slow to use
     plan = plan_of(section("A", StemQuery("bass"), StemQuery("vocal"), StemQuery("drum_loop")))
-    selection = select_stems(plan, stems, settings=settings())
+    selection = select(plan, stems)
     assert lanes(selection) == {(0, "bass"): 1, (0, "kick"): 2, (0, "hihat"): 3}
     assert set(selection.fallbacks) == {
         "bass: 1 in library, none within tempo/key range; used synth",
@@ -217,9 +211,18 @@ def test_fallbacks_are_recorded():
     }
 
 
+def test_a_category_the_rules_do_not_define_is_left_out():
+    stems = [fake_record(1, "keys"), fake_record(2, "chord", kind="loop", bpm=128, key="A minor")]
+    selection = select(plan_of(section("A", StemQuery("keys"), StemQuery("chord"))), stems)
+    assert lanes(selection) == {(0, "chord"): 2}
+    assert selection.fallbacks == ("keys: not a category of the rules; lane left out",)
+    assert fit_stem(stems[0], plan=plan_of(section("A")), settings=settings(),
+                    categories=TABLE) is None
+
+
 def test_empty_library_selects_nothing():
     plan = plan_of(section("A", StemQuery("kick")))
-    selection = select_stems(plan, [], settings=settings())
+    selection = select(plan, [])
     assert selection.picks == ()
     assert selection.fallbacks == ("kick: none in library; lane left out",)
 
@@ -231,7 +234,7 @@ def test_shipped_patterns_cover_every_genre_with_sane_grooves():
     for genre in GENRES:
         assert genre in rules.genres, genre
         pattern = rules.for_genre(genre)
-        assert set(INSTRUMENTS) <= set(pattern.steps)
+        assert set(PATTERN_INSTRUMENTS) <= set(pattern.steps)
         assert all(len(steps) % STEPS_PER_BAR == 0 for steps in pattern.steps.values())
     for genre in ("techno", "house", "deep_house", "minimal", "trance"):
         kick = rules.for_genre(genre).steps["kick"]
@@ -254,7 +257,7 @@ def test_kick_patterns_agree_with_the_genres_four_on_the_floor_flag():
 
 
 def test_a_genre_may_leave_instruments_to_the_default():
-    default = {name: "X... .... .... ...." for name in INSTRUMENTS}
+    default = {name: "X... .... .... ...." for name in PATTERN_INSTRUMENTS}
     rules = parse_patterns({"default": default, "sparse": {"kick": "X... ...." * 2}})
     sparse = rules.for_genre("sparse")
     assert sparse.steps["kick"][:5] == (1.0, 0.0, 0.0, 0.0, 0.0)

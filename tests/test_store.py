@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -16,21 +15,33 @@ from daemon.store.db import open_database
 from daemon.store.models import MODELS
 
 
-def stem_values(name: str, **overrides) -> dict:
-    values = dict(rel_path=name, stored_path=f"stems/K/{name}", content_hash=name,
-                  category="bass", category_confidence=0.9, category_source="filename",
+def stem_columns(**overrides) -> dict:
+    """Analysis column values of a bass loop, as `AnalysisResult.to_columns` gives them."""
+    values = dict(category="bass", category_confidence=0.9, category_source="filename",
                   kind="loop", bpm=128.0, bpm_confidence=1.0, bpm_source="filename",
                   musical_key="A minor", key_confidence=0.8, key_source="audio",
                   duration=7.5, sample_rate=44100, channels=2, lufs=-12.0, peak_db=-1.0,
-                  rms_db=-15.0, crest_db=14.0, tags=json.dumps(["dark"]))
+                  rms_db=-15.0, crest_db=14.0, tags=("dark",), descriptors={"flux": 0.5},
+                  features=np.arange(4, dtype=np.float32), embedding=None,
+                  embedding_model=None, analysis_version=1)
     values.update(overrides)
     return values
 
 
-def add_stem(kit, name: str, **overrides):
+def add_stem(kit, name: str, **overrides) -> int:
     queries.record_items(kit, [name])
     item = next(i for i in queries.pending_items(kit) if i.rel_path == name)
-    return queries.commit_stem(item, stem_values(name, **overrides))
+    return queries.commit_stem(item, stem_columns(**overrides), stored_path=f"stems/K/{name}",
+                               content_hash=name)
+
+
+def write_release(path: Path, version: int) -> SqliteDatabase:
+    """A database as release `version` wrote it, with one kit."""
+    old = SqliteDatabase(str(path))
+    schema.migrate(old, target=version)
+    old.execute_sql("INSERT INTO kit (name, source_kind, status, added_at) "
+                    "VALUES ('Old Kit', 'zip', 'complete', 1.0)")
+    return old
 
 
 def test_new_database_uses_wal_and_foreign_keys(tmp_path):
@@ -46,17 +57,16 @@ def test_models_match_the_migrated_schema(tmp_path):
     db = open_database(tmp_path / "stems.db")
     for model in MODELS:
         table = model._meta.table_name
-        columns = {row[1] for row in db.execute_sql(f"PRAGMA table_info({table})")}
-        fields = {field.column_name for field in model._meta.sorted_fields}
+        # column → nullable, from the migrations and from the model
+        columns = {row[1]: not row[3] and not row[5]
+                   for row in db.execute_sql(f"PRAGMA table_info({table})")}
+        fields = {field.column_name: field.null for field in model._meta.sorted_fields}
         assert fields == columns, table
 
 
 def test_v1_database_is_migrated_without_loss(tmp_path):
     path = tmp_path / "stems.db"
-    old = SqliteDatabase(str(path))
-    schema.migrate(old, target=1)  # what release 1 wrote
-    old.execute_sql("INSERT INTO kit (name, source_kind, status, added_at) "
-                    "VALUES ('Old Kit', 'zip', 'complete', 1.0)")
+    old = write_release(path, 1)
     old.execute_sql(
         "INSERT INTO stem (kit_id, rel_path, stored_path, content_hash, category, "
         "category_confidence, category_source, kind, bpm, bpm_confidence, bpm_source, "
@@ -74,9 +84,39 @@ def test_v1_database_is_migrated_without_loss(tmp_path):
     assert (record.kit, record.rel_path, record.bpm, record.key) == ("Old Kit", "Bass/b.wav",
                                                                       130.0, "F minor")
     assert record.embedding_model is None
-    assert queries.stems_needing_embedding("features-v1")[0].id == record.id
+    assert queries.stems_needing_embedding(tmp_path, "features-v1")[0].id == record.id
     raw = sqlite3.connect(path)
-    assert [v for (v,) in raw.execute("SELECT version FROM schema_version")] == [1, 2, 3]
+    assert [v for (v,) in raw.execute("SELECT version FROM schema_version")] == list(
+        range(1, schema.LATEST + 1))
+
+
+def test_v3_database_gets_analysis_versions_and_drops_old_cached_analyses(tmp_path):
+    path = tmp_path / "stems.db"
+    old = write_release(path, 3)
+    old.execute_sql(
+        "INSERT INTO stem (kit_id, rel_path, stored_path, content_hash, category, "
+        "category_confidence, category_source, kind, bpm, bpm_confidence, bpm_source, "
+        "musical_key, key_confidence, key_source, duration, sample_rate, channels, lufs, "
+        "peak_db, rms_db, crest_db, tags, embedding, added_at, embedding_model, descriptors, "
+        "features) VALUES (1, 'a.wav', 'stems/Old Kit/a.wav', 'abc', 'pad', 1, 'filename', "
+        "'loop', 120, 1, 'filename', 'C major', 1, 'filename', 8.0, 44100, 2, -14, -1, -16, "
+        "15, '[]', NULL, 1.0, NULL, '{\"flux\": 0.25}', NULL)")
+    old.execute_sql("UPDATE kit SET status = 'ingesting', source_name = 'Old Kit'")
+    # A file a crash left analysed under release 3, its analysis cached in the old form.
+    old.execute_sql("INSERT INTO ingestitem (kit_id, rel_path, state, attempts, updated_at, "
+                    "content_hash, analysis) VALUES (1, 'b.wav', 'analysed', 1, 1.0, 'def', "
+                    "'{\"ok\": true, \"values\": {}}')")
+    old.close()
+
+    open_database(path)
+    [record] = queries.list_stems(tmp_path)
+    assert (record.analysis_version, record.key, record.descriptors) == (0, "C major",
+                                                                         {"flux": 0.25})
+    assert [r.id for r in queries.stems_below_analysis_version(tmp_path, 1)] == [record.id]
+    [kit] = queries.unfinished_kits()
+    [item] = queries.pending_items(kit)
+    assert (item.rel_path, item.state, item.analysis, item.content_hash) == (
+        "b.wav", "discovered", None, "def")
 
 
 def test_newer_database_is_refused(tmp_path):
@@ -105,8 +145,10 @@ def test_claim_kit_resumes_unfinished_and_never_reopens_finished(tmp_path):
     first = queries.claim_kit("Kit.zip", "Kit", "zip")
     assert queries.claim_kit("Kit.zip", "Kit", "zip").id == first.id
     queries.finish_kit(first)
+    assert queries.unfinished_kits() == []
     second = queries.claim_kit("Kit.zip", "Kit", "zip")
     assert second.id != first.id and second.name == "Kit (2)"
+    assert queries.unfinished_kits() == [second]
 
 
 def test_journal_rows_are_unique_per_kit_file(tmp_path):
@@ -116,36 +158,59 @@ def test_journal_rows_are_unique_per_kit_file(tmp_path):
     queries.record_items(kit, ["a.wav", "c.wav"])
     assert [i.rel_path for i in queries.pending_items(kit)] == ["a.wav", "b.wav", "c.wav"]
     item = queries.pending_items(kit)[0]
-    queries.set_state(item, "quarantined", reason="undecodable: not audio")
+    done = queries.set_state(item, "quarantined", reason="undecodable: not audio")
+    assert (done.state, done.reason, done.rel_path) == ("quarantined",
+                                                        "undecodable: not audio", "a.wav")
     assert queries.item_states(kit) == {"discovered": 2, "quarantined": 1}
     assert queries.last_errors()[0]["reason"] == "undecodable: not audio"
 
 
-def test_search_stems_ranks_by_tags_tempo_and_key(tmp_path):
+def test_cached_analysis_survives_in_the_journal_and_is_stored_once(tmp_path):
     open_database(tmp_path / "stems.db")
     kit = queries.claim_kit("K", "K", "folder")
-    add_stem(kit, "match.wav", tags=json.dumps(["dark", "driving"]), bpm=138.0,
-             musical_key="A minor")
-    add_stem(kit, "relative.wav", tags=json.dumps(["dark"]), bpm=69.0,
-             musical_key="C major")
-    add_stem(kit, "far.wav", tags=json.dumps(["bright"]), bpm=90.0, musical_key="F# major")
-    add_stem(kit, "kick.wav", category="kick", bpm=None, musical_key=None, kind="oneshot")
-    ranked = queries.search_stems(tmp_path, category="bass", tags=["dark", "driving"],
-                                  bpm=138, key="A minor", limit=10)
-    assert [r.rel_path for r, _ in ranked] == ["match.wav", "relative.wav", "far.wav"]
-    scores = [s for _, s in ranked]
-    assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(1.0)
-    assert len(queries.search_stems(tmp_path, limit=2)) == 2
+    queries.record_items(kit, ["a.wav"])
+    [item] = queries.pending_items(kit)
+    hashed = queries.set_state(item, "discovered", content_hash="h1")
+    queries.set_state(hashed, "analysed", analysis=stem_columns(embedding=np.ones(3)))
+    [resumed] = queries.pending_items(kit)  # as a restart after a crash reads it
+    assert (resumed.state, resumed.content_hash) == ("analysed", "h1")
+    stem_id = queries.commit_stem(resumed, resumed.analysis, stored_path="stems/K/a.wav",
+                                  content_hash="h1")
+    assert queries.pending_items(kit) == [] and queries.stem_id_by_hash("h1") == stem_id
+    [record] = queries.list_stems(tmp_path)
+    assert (record.tags, record.descriptors, record.analysis_version) == (("dark",),
+                                                                          {"flux": 0.5}, 1)
+    assert np.array_equal(record.features, np.arange(4)) and record.embedding.tolist() == [1] * 3
+
+
+def test_a_column_the_schema_lacks_is_refused(tmp_path):
+    open_database(tmp_path / "stems.db")
+    kit = queries.claim_kit("K", "K", "folder")
+    queries.record_items(kit, ["a.wav"])
+    [item] = queries.pending_items(kit)
+    with pytest.raises(StoreError, match=r"a.wav: no stem column for \['sparkle'\]"):
+        queries.commit_stem(item, stem_columns(sparkle=1.0), stored_path="stems/K/a.wav",
+                            content_hash="x")
+    assert queries.list_stems(tmp_path) == []
+
+
+def test_stems_below_an_analysis_version(tmp_path):
+    open_database(tmp_path / "stems.db")
+    kit = queries.claim_kit("K", "K", "folder")
+    add_stem(kit, "old.wav", analysis_version=1)
+    add_stem(kit, "new.wav", analysis_version=2)
+    assert [r.rel_path for r in queries.stems_below_analysis_version(tmp_path, 2)] == ["old.wav"]
+    assert queries.stems_below_analysis_version(tmp_path, 1) == []
 
 
 def test_embeddings_round_trip_and_key_counts(tmp_path):
     open_database(tmp_path / "stems.db")
     kit = queries.claim_kit("K", "K", "folder")
-    stem = add_stem(kit, "a.wav")
+    stem_id = add_stem(kit, "a.wav")
     add_stem(kit, "b.wav", musical_key="A minor")
     add_stem(kit, "c.wav", musical_key="C major", category="pad")
     vector = np.linspace(-1, 1, 32).astype(np.float32)
-    queries.update_embedding(stem.id, vector, "features-v1")
+    queries.update_embedding(stem_id, vector, "features-v1")
     record = queries.list_stems(tmp_path)[0]
     assert np.array_equal(record.embedding, vector)
     assert record.embedding_model == "features-v1"

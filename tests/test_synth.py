@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from daemon.compose.plan import parse_key
 from daemon.errors import PlanError
+from daemon.keys import parse_key
 from daemon.synth import (
     bpm_token,
     ground_truth,

@@ -12,17 +12,16 @@ import pytest
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from daemon.service.stability import StabilityTracker
-from daemon.service.watch import (
-    EntryHandler,
+from daemon.folders import (
     inbox_entry,
     is_junk,
     needs_render,
     request_entry,
     scan_inbox,
     scan_requests,
-    start_observer,
 )
+from daemon.service.stability import StabilityTracker
+from daemon.service.watch import EntryHandler, start_observer
 
 SETTLE = 0.3
 POLL = 0.1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,9 @@ import soundfile as sf
 from daemon.config import load_config
 from daemon.embed.features import FEATURES_MODEL
 from daemon.errors import PlanError
+from daemon.folders import read_prompt
 from daemon.store import queries
-from daemon.work import Engine, read_prompt
+from daemon.work import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,14 +34,14 @@ def test_stems_from_another_model_are_reembedded(engine, synth_kit):
         queries.record_items(kit, [stored.name])
         item = next(i for i in queries.pending_items(kit) if i.rel_path == stored.name)
         queries.commit_stem(item, dict(
-            rel_path=stored.name, stored_path=stored.as_posix(), content_hash=str(index),
             category=sample.category, category_confidence=1.0, category_source="filename",
             kind=sample.kind, bpm=sample.bpm, bpm_confidence=1.0, bpm_source="filename",
             musical_key=sample.key, key_confidence=1.0, key_source="filename",
             duration=sample.audio.shape[1] / sample.sample_rate,
             sample_rate=sample.sample_rate, channels=2, lufs=-12.0, peak_db=-1.0,
-            rms_db=-14.0, crest_db=13.0, tags=json.dumps([]),
-            embedding=np.ones(8, np.float32).tobytes(), embedding_model="some-old-model"))
+            rms_db=-14.0, crest_db=13.0, tags=(), descriptors={}, features=None,
+            embedding=np.ones(8, np.float32), embedding_model="some-old-model",
+            analysis_version=1), stored_path=stored.as_posix(), content_hash=str(index))
     assert engine.reembed(limit=2) == 2
     assert engine.reembed(limit=2) == 1
     assert engine.reembed() == 0

@@ -21,7 +21,7 @@ def print_json(data: Any) -> None:
 
 def prompt_text(prompt: str) -> str:
     """The prompt itself, or the text of a ``.prompt`` file when `prompt` names one."""
-    from daemon.work import read_prompt
+    from daemon.folders import read_prompt
 
     path = Path(prompt)
     if prompt.endswith(".prompt") and path.is_file():
@@ -46,3 +46,21 @@ def traum_executable() -> str:
     """The command line that starts this installation's `traum`."""
     candidate = Path(sys.executable).with_name("traum")
     return str(candidate) if candidate.exists() else f"{sys.executable} -m daemon"
+
+
+def progress_bar(label: str):
+    """A tqdm bar on a TTY (an ``on_progress(done, total)`` callback), silence otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit="stem", leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update

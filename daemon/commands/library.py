@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from daemon.commands.common import EXIT_FAILURE, EXIT_OK, print_json
+from daemon.commands.common import EXIT_FAILURE, EXIT_OK, print_json, progress_bar
+from daemon.commands.kits import kit_line
 from daemon.config import load_config
-from daemon.errors import ConfigError, RuleError, TraumError
+from daemon.errors import ConfigError, RuleError, StorageFault, TraumError
+from daemon.store.records import CORRECTABLE, StemRecord
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -27,7 +29,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     status.add_argument("--json", action="store_true", help="print as JSON")
     status.set_defaults(handler=cmd_status)
 
-    stems = sub.add_parser("stems", parents=[common], help="list every stem with its analysis")
+    stems = sub.add_parser("stems", parents=[common], help="list every stem with its analysis",
+                           description="One line per stem: id, category, kind, BPM, key, "
+                           "LUFS, kit/path, tags. A trailing * marks a value you corrected "
+                           "(traum fix), a ? a key to check by ear before trusting it.")
     stems.add_argument("--category", help="only this category")
     stems.add_argument("--kit", help="only this kit")
     stems.add_argument("--json", action="store_true", help="print as JSON")
@@ -46,7 +51,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from daemon.service.watch import scan_inbox
+    from daemon.folders import scan_inbox
     from daemon.work import Engine
 
     config = load_config(args.config)
@@ -57,11 +62,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         for path in targets:
             try:
-                report = engine.ingest(path.resolve(), on_progress=_progress_bar(path.name))
+                report = engine.ingest(path.resolve(), on_progress=progress_bar(path.name))
                 reports.append(report.as_dict())
             except (ConfigError, RuleError):
                 raise  # not about this kit: every kit would fail the same way
             except TraumError as exc:
+                if isinstance(exc, StorageFault) and exc.scope == "lane":
+                    raise  # a full, read-only or locked library: every kit would fail alike
                 failed += 1
                 reports.append({"kit": path.name, "error": str(exc)})
                 print(f"traum: {exc}", file=sys.stderr)
@@ -91,10 +98,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     for lane in ("ingest", "render"):
         work = status["in_progress"].get(lane)
         if isinstance(work, dict):
-            print(f"daemon {lane}: running {work['running'] or '-'}, {work['queued']} queued, "
+            state = (f"paused: {work['paused']}" if work.get("paused")
+                     else f"running {work['running'] or '-'}")
+            print(f"daemon {lane} {state}, {work['queued']} queued, "
                   f"{work['settling']} settling")
+            for name, reason in (work.get("held") or {}).items():
+                print(f"  held {name}: {reason}")
+    if status["expired"]:
+        print(f"{len(status['expired'])} quarantine and error files are older than "
+              "daemon.keep_days: traum gc removes them")
     for error in status["last_errors"]:
         print(f"  error: {error['kit']}/{error['file']}: {error['reason']}")
+    if status["kit_profiles"]:
+        print("kits:")
+    for summary in status["kit_profiles"]:
+        print(f"  {kit_line(summary)}")
     return EXIT_OK
 
 
@@ -105,15 +123,19 @@ def cmd_stems(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     Engine(config)
     records = queries.list_stems(config.paths.library, category=args.category, kit=args.kit)
-    rows = [dict(_stem_row(r), **(queries.stem_details(r.id) or {})) for r in records]
+    rows = [stem_row(record) for record in records]
     if args.json:
         print_json(rows)
         return EXIT_OK
     for row in rows:
-        bpm = f"{row['bpm']:.1f}" if row["bpm"] else "-"
+        # "*": the user's correction; "?": a key to check by ear before trusting it.
+        mark = {name: "*" if name in row["overrides"] else "" for name in CORRECTABLE}
+        bpm = f"{row['bpm']:.1f}{mark['bpm']}" if row["bpm"] else "-"
+        key = (f"{row['key']}{mark['key'] or ('' if row['key_trusted'] else '?')}"
+               if row["key"] else "-")
         lufs = f"{row['lufs']:.1f}" if row["lufs"] is not None else "-"
-        print(f"{row['id']:>5}  {row['category']:<9} {row['kind']:<7} {bpm:>6}  "
-              f"{row['key'] or '-':<9} {lufs:>6}  "
+        print(f"{row['id']:>5}  {row['category'] + mark['category']:<10} {row['kind']:<7} "
+              f"{bpm:>7}  {key:<10} {lufs:>6}  "
               f"{row['kit']}/{row['path']}  [{', '.join(row['tags'])}]")
     return EXIT_OK
 
@@ -125,7 +147,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     results = search_library(config, args.query, category=args.category, like=args.like,
                              limit=args.limit)
     if args.json:
-        print_json([dict(_stem_row(r), score=round(s, 4)) for r, s in results])
+        print_json([dict(stem_row(r), score=round(s, 4)) for r, s in results])
         return EXIT_OK
     for record, score in results:
         print(f"{score:6.3f}  {record.id:>5}  {record.category:<9} {record.kit}/{record.rel_path}"
@@ -134,16 +156,42 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 
-def _stem_row(record) -> dict:
-    return {"id": record.id, "kit": record.kit, "path": record.rel_path,
-            "stored_path": str(record.path), "kind": record.kind,
-            "category": record.category, "bpm": record.bpm, "key": record.key,
-            "tags": list(record.tags), "duration": round(record.duration, 4),
-            "lufs": record.lufs, "peak_db": record.peak_db,
-            "sample_rate": record.sample_rate, "channels": record.channels,
-            "bpm_confidence": record.bpm_confidence, "key_confidence": record.key_confidence,
-            "category_confidence": record.category_confidence,
-            "embedding_model": record.embedding_model}
+def stem_row(record: StemRecord) -> dict:
+    """One stem as `traum stems --json` and `traum search --json` print it."""
+    return {
+        "id": record.id,
+        "kit": record.kit,
+        "path": record.rel_path,
+        "stored_path": str(record.path),
+        "kind": record.kind,
+        "category": record.category,
+        "category_confidence": record.category_confidence,
+        "category_source": record.category_source,
+        "bpm": record.bpm,
+        "bpm_confidence": record.bpm_confidence,
+        "bpm_source": record.bpm_source,
+        "bpm_reason": record.bpm_reason,
+        "pulse_bpm": record.pulse_bpm,
+        "pulse_confidence": record.pulse_confidence,
+        "pulse_kicks": record.pulse_kicks,
+        "key": record.key,
+        "key_confidence": record.key_confidence,
+        "key_source": record.key_source,
+        "key_trusted": record.key_trusted,
+        "key_reason": record.key_reason,
+        "overrides": list(record.overrides),
+        "tags": list(record.tags),
+        "duration": round(record.duration, 4),
+        "sample_rate": record.sample_rate,
+        "channels": record.channels,
+        "lufs": record.lufs,
+        "peak_db": record.peak_db,
+        "rms_db": record.rms_db,
+        "crest_db": record.crest_db,
+        "descriptors": dict(record.descriptors),
+        "embedding_model": record.embedding_model,
+        "analysis_version": record.analysis_version,
+    }
 
 
 
@@ -160,21 +208,3 @@ def _print_ingest_summary(reports: list[dict]) -> None:
               f"{report['quarantined']} quarantined")
         for error in report["errors"]:
             print(f"  quarantined: {error}")
-
-
-def _progress_bar(label: str):
-    """A tqdm bar on a TTY, silence otherwise."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    bar = tqdm(desc=label, unit="stem", leave=False)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return update

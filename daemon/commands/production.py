@@ -7,7 +7,7 @@ from pathlib import Path
 
 from daemon.commands.common import EXIT_OK, print_json, prompt_text, slug
 from daemon.compose.plan import plan_to_dict
-from daemon.config import load_config
+from daemon.config import EXPORTS, load_config, parse_exports
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -17,6 +17,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     plan.add_argument("prompt", metavar="PROMPT")
     plan.add_argument("--seed", type=int, help="fix every random choice")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--explain", action="store_true",
+                      help="also choose the stems as a render would and show, per lane, the "
+                      "stem, its score breakdown (genre, kit, tempo, key, chroma, role, "
+                      "similarity...) and the runner-up, with the backbone kit and every "
+                      "label overridden by ear")
     plan.set_defaults(handler=cmd_plan)
 
     render = sub.add_parser("render", parents=[common], help="plan and render a prompt to a WAV",
@@ -26,6 +31,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     render.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="output WAV (default: outbox/requests/<words>.wav)")
     render.add_argument("--seed", type=int, help="fix every random choice")
+    render.add_argument("--export", metavar="NAMES",
+                        help="outputs besides the WAV and JSON, comma-separated, from "
+                        f"{', '.join(EXPORTS)} (default: the prompt's 'export:' line, else "
+                        "render.exports); each is named after FILE: FILE.png, FILE.lanes/, "
+                        "FILE.mid, FILE.dawproject")
     render.add_argument("--json", action="store_true", help="print the report as JSON")
     render.set_defaults(handler=cmd_render)
 
@@ -36,12 +46,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                           "'driving industrial techno 138 bpm'.")
     demo.set_defaults(handler=cmd_demo)
 def cmd_plan(args: argparse.Namespace) -> int:
+    from daemon.render.explain import explain_lines
     from daemon.work import Engine
 
     engine = Engine(load_config(args.config))
-    plan = engine.plan_text(prompt_text(args.prompt), seed=args.seed)
+    text = prompt_text(args.prompt)
+    if args.explain:
+        plan, selection = engine.explain_text(text, seed=args.seed)
+    else:
+        plan, selection = engine.plan_text(text, seed=args.seed), None
     if args.json:
-        print_json(plan_to_dict(plan))
+        print_json(plan_to_dict(plan) if selection is None else
+                   {"plan": plan_to_dict(plan), "selection": selection})
         return EXIT_OK
     print(f"{plan.genre} at {plan.bpm:g} BPM in {plan.key}, {plan.bars} bars, "
           f"{plan.length_seconds:.0f} s, seed {plan.seed}; moods: {', '.join(plan.moods) or '-'}")
@@ -52,6 +68,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
               f"energy {section.energy:.2f}  {lanes}")
     for note in plan.notes:
         print(f"  note: {note}")
+    for line in explain_lines(selection) if selection else ():
+        print(line)
     return EXIT_OK
 
 
@@ -59,10 +77,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from daemon.work import Engine
 
     config = load_config(args.config)
+    exports = None if args.export is None else parse_exports(args.export, where="--export")
     engine = Engine(config)
     text = prompt_text(args.prompt)
     out = args.output or config.paths.requests / f"{slug(text)}.wav"
-    outcome = engine.render_text(text, out_wav=out.resolve(), seed=args.seed)
+    outcome = engine.render_text(text, out_wav=out.resolve(), seed=args.seed, exports=exports)
     if args.json:
         print_json(_render_summary(outcome))
     else:
@@ -80,6 +99,7 @@ def _render_summary(outcome) -> dict:
     result = outcome.result
     return {"wav": str(result.wav), "report": str(result.report), "lufs": result.lufs,
             "true_peak_db": result.true_peak_db, "duration": result.duration,
+            "exports": {name: str(path) for name, path in result.exports.items()},
             "fallbacks": list(result.fallbacks),
             "stems": [choice.__dict__ for choice in result.choices]}
 
@@ -90,6 +110,8 @@ def _print_render(outcome) -> None:
           f"{result.true_peak_db:.1f} dBTP): {plan.genre} {plan.bpm:g} BPM {plan.key}")
     for choice in result.lane_stems():
         print(f"  {choice.lane:<10} {choice.kit}/{choice.file}")
+    for name, path in result.exports.items():
+        print(f"  {name + ':':<10} {path}")
     for fallback in result.fallbacks:
         print(f"  fallback: {fallback}")
 

@@ -6,7 +6,17 @@ import argparse
 from pathlib import Path
 
 from daemon.commands.common import EXIT_OK, config_path, traum_executable
-from daemon.config import load_config
+from daemon.config import Config, ensure_folders, load_config
+from daemon.errors import TraumError
+from daemon.service.account import (
+    DEFAULT_USER,
+    Account,
+    check_user_name,
+    ensure_account,
+    hand_over,
+    service_account,
+)
+from daemon.service.unit import UnitSpec, enable_command, install_unit, render_unit
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -18,31 +28,52 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     run.set_defaults(handler=cmd_run)
     service = sub.add_parser("service", parents=[common],
                              help="print or install the systemd unit",
-                             description="Print or install a hardened Type=notify unit.")
+                             description="Print or install a hardened Type=notify unit. A "
+                             "system unit runs as a dedicated account; install (as root) "
+                             "adds it when missing and gives it inbox, library and requests.")
     service.add_argument("action", choices=("print", "install"))
     service.add_argument("--user", action="store_true", help="a user unit (~/.config)")
+    service.add_argument("--user-name", default=DEFAULT_USER, type=_user_name, metavar="NAME",
+                         help=f"account a system unit runs as (default: {DEFAULT_USER})")
     service.set_defaults(handler=cmd_service)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from daemon.service.daemon import run_daemon
 
-    return run_daemon(Path(args.config) if args.config else None)
+    return run_daemon(Path(args.config) if args.config else None, debug=args.debug)
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from daemon.config import ensure_folders
-    from daemon.service.unit import install_unit, render_unit
-
     config = load_config(args.config)
-    text = render_unit(user=args.user, exe=traum_executable(),
-                       config_path=config_path(config), paths=config.paths,
-                       stop_timeout=config.daemon.stop_timeout)
     if args.action == "print":
-        print(text, end="")
+        account = None if args.user else service_account(args.user_name)
+        print(_unit_text(config, account), end="")
         return EXIT_OK
-    ensure_folders(config.paths)  # systemd refuses ReadWritePaths= that do not exist
-    path = install_unit(user=args.user, text=text)
-    scope = "--user " if args.user else ""
-    print(f"installed {path}\nenable it with: systemctl {scope}enable --now {path.name}")
+    paths = config.paths
+    ensure_folders(paths)  # systemd refuses ReadWritePaths= that do not exist
+    account = None
+    if not args.user:
+        account, added = ensure_account(args.user_name, home=paths.library)
+        hand_over(account, owned=(paths.inbox, paths.library, paths.requests),
+                  drop=(paths.inbox, paths.requests))
+        print(f"{'added' if added else 'using'} account {account.user}; it owns "
+              f"{paths.inbox}, {paths.library} and {paths.requests}\n"
+              f"to drop kits and prompts as yourself: usermod -aG {account.group} YOUR_NAME")
+    path = install_unit(user=args.user, text=_unit_text(config, account))
+    print(f"installed {path}\nenable it with: {enable_command(user=args.user)}")
     return EXIT_OK
+
+
+def _unit_text(config: Config, account: Account | None) -> str:
+    return render_unit(UnitSpec(
+        exe=traum_executable(), config_path=config_path(config), paths=config.paths,
+        account=account, stop_timeout=config.daemon.stop_timeout,
+        gpu=config.embedding.device == "cuda", jit=config.embedding.backend == "clap"))
+
+
+def _user_name(value: str) -> str:
+    try:
+        return check_user_name(value)
+    except TraumError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc

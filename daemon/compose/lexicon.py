@@ -1,38 +1,29 @@
 """The lexicon: English and German words → genres, moods, tags and categories.
 
-Words are compared normalised (`tokenize`): case-folded, umlauts written out (ä -> ae,
-ß -> ss), other accents dropped, split into tokens. Each lexicon word is also stored with
-umlauts as plain vowels, so "düster", "duester" and "duster" are one word. Loading and
-validation of ``rules/lexicon.toml`` live in `daemon.compose.rules`.
+Words are compared as `phrase_key`: folded and tokenised by `daemon.text` (case-folded,
+umlauts written out: ä -> ae, ß -> ss; other accents dropped), with "&" kept inside words
+("d&b") and words not split at case changes (prompts are typed, not file names). Each
+lexicon word is also stored with umlauts as plain vowels, so "düster", "duester" and
+"duster" are one word. Loading and validation of ``rules/lexicon.toml`` live in
+`daemon.compose.rules`.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue",
-                          "ß": "ss", "ẞ": "SS"})
-_PLAIN = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "Ä": "A", "Ö": "O", "Ü": "U"})
-_TOKEN = re.compile(r"[0-9a-z&]+")
+from daemon.text import fold, tokenize
+
 #: German adjective endings and the English plural, longest first: "düsterer" -> "duester".
 _SUFFIXES = ("en", "er", "es", "em", "e", "s")
 _MIN_STEM = 3  # shorter stems ("us" from "user") match too much by accident
 
 
-def expand_text(text: str, *, plain: bool = False) -> str:
-    """Write umlauts out (ä -> ae; with `plain`, ä -> a) and drop other accents; keep case."""
-    text = unicodedata.normalize("NFC", text)
-    text = text.translate(_PLAIN).translate(_UMLAUTS) if plain else text.translate(_UMLAUTS)
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
-
-
-def tokenize(text: str, *, plain: bool = False) -> tuple[str, ...]:
-    """Normalised word tokens: ``"Drum & Bass, düster!"`` -> drum, &, bass, duester."""
-    return tuple(_TOKEN.findall(expand_text(text, plain=plain).casefold()))
+def phrase_key(text: str, *, plain: bool = False) -> tuple[str, ...]:
+    """The lexicon's tokens of a word, phrase or prompt: ``"Drum & Bass, düster!"`` ->
+    drum, &, bass, duester; with `plain`, umlauts become plain vowels (duster)."""
+    return tokenize(fold(text, plain=plain), split_camel=False, joiners="&")
 
 
 @dataclass(frozen=True)
@@ -74,14 +65,14 @@ class Lexicon:
 
     def lookup(self, word: str) -> Terms:
         """Terms of one word or phrase ("düsterer", "drum & bass"); empty if unknown."""
-        tokens = tokenize(word)
+        tokens = phrase_key(word)
         if len(tokens) == 1:
             return self._word(tokens[0])
         return self._exact(tokens) or Terms()
 
     def scan(self, text: str) -> list[Terms]:
         """Terms of every known word or phrase in `text`, in order; longest phrases win."""
-        tokens, found, start = tokenize(text), [], 0
+        tokens, found, start = phrase_key(text), [], 0
         while start < len(tokens):
             size, terms = self._match_at(tokens, start)
             if terms:

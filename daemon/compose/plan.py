@@ -12,14 +12,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from daemon.errors import PlanError
+from daemon.keys import parse_key
 
 #: Beats per bar; every genre here is in 4/4.
 BEATS_PER_BAR = 4
 #: Tempo limits any plan may carry (the arranger clamps prompts into this range).
 MIN_BPM, MAX_BPM = 40.0, 250.0
-
-TONICS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-MODES = ("major", "minor")
 
 
 @dataclass(frozen=True)
@@ -33,17 +31,27 @@ class StemQuery:
 
 @dataclass(frozen=True)
 class Section:
-    """A run of `bars` bars at `energy` (0..1) in which the listed lanes play."""
+    """A run of `bars` bars at `energy` (0..1) in which the listed lanes play.
+
+    `variation` picks the step patterns: 0 the genre's own, n >= 1 its n-th variation (a
+    second drop plays 1, so it sounds different). With `fills`, the last bar of every 8-bar
+    phrase and of the section plays the genre's fill.
+    """
 
     section: str
     bars: int
     energy: float
     stem_queries: tuple[StemQuery, ...] = ()
+    variation: int = 0
+    fills: bool = False
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A whole arrangement. `key` is canonical (``"F# minor"``); `seed` fixes every choice."""
+    """A whole arrangement. `key` is canonical (``"F# minor"``); `seed` fixes every choice.
+
+    `four_on_floor`: the genre puts a kick on every beat, so the kick must lead the groove.
+    """
 
     prompt: str
     genre: str
@@ -54,6 +62,7 @@ class Plan:
     structure: tuple[Section, ...] = ()
     notes: tuple[str, ...] = ()
     length_seconds: float = field(default=0.0)
+    four_on_floor: bool = False
 
     @property
     def bars(self) -> int:
@@ -113,20 +122,8 @@ def plan_from_dict(data: Any) -> Plan:
         structure=tuple(_section(s, f"plan.structure[{i}]") for i, s in enumerate(sections)),
         notes=tuple(_strings(data.get("notes", []), "plan.notes")),
         length_seconds=float(data.get("length_seconds", 0.0) or 0.0),
+        four_on_floor=_flag(data, "four_on_floor", "plan"),
     )
-
-
-def parse_key(key: str, *, where: str = "key") -> tuple[int, str]:
-    """Split a canonical key such as ``"F# minor"`` into (pitch class 0..11, mode)."""
-    parts = key.split()
-    if len(parts) != 2 or parts[0] not in TONICS or parts[1] not in MODES:
-        raise PlanError(f"{where}: must look like 'F# minor' or 'C major' (got {key!r})")
-    return TONICS.index(parts[0]), parts[1]
-
-
-def format_key(pitch_class: int, mode: str) -> str:
-    """Canonical key text for a pitch class (0 = C) and mode."""
-    return f"{TONICS[pitch_class % 12]} {mode}"
 
 
 def _section(data: Any, where: str) -> Section:
@@ -146,7 +143,24 @@ def _section(data: Any, where: str) -> Section:
         bars=int(bars),
         energy=energy,
         stem_queries=tuple(_query(q, f"{where}.stem_queries[{i}]") for i, q in enumerate(queries)),
+        variation=_variation(data, where),
+        fills=_flag(data, "fills", where),
     )
+
+
+def _variation(data: dict, where: str) -> int:
+    variation = _number(data, "variation", where) if "variation" in data else 0
+    if variation != int(variation) or variation < 0:
+        raise PlanError(f"{where}.variation: must be a whole number >= 0 (got {variation:g})")
+    return int(variation)
+
+
+def _flag(data: dict, name: str, where: str) -> bool:
+    """An optional true/false field; plans written before it existed read as false."""
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise PlanError(f"{where}.{name}: must be true or false (got {value!r})")
+    return value
 
 
 def _query(data: Any, where: str) -> StemQuery:

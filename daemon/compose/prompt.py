@@ -5,7 +5,8 @@ Values with a unit are read by patterns (``138 bpm``, ``tempo 138``, ``3:30``, `
 lexicon (``düster`` -> mood dark, ``d&b`` -> drum_and_bass). Each pattern blanks what it
 read, so a number is never read twice. Lines such as ``bpm: 140`` or ``key: f-moll``
 override the free text; the rest of such a line (on a ``genre:`` line, its moods and tags)
-still counts as free text.
+still counts as free text. An ``export: dawproject, midi`` line chooses the render's outputs
+(`read_exports`); an unknown name on it is ignored with a note.
 
 Conflicts resolve predictably and are reported in `Intent.notes`: of two tempi, keys,
 lengths or seeds the last one wins; of two genres the first one wins (later ones usually
@@ -19,8 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from daemon.compose.lexicon import Lexicon, Terms, expand_text
-from daemon.compose.plan import MAX_BPM, MIN_BPM, format_key
+from daemon.compose.lexicon import Lexicon, Terms
+from daemon.compose.plan import MAX_BPM, MIN_BPM
+from daemon.config import EXPORTS
+from daemon.keys import ACCIDENTALS, LETTERS, format_key
+from daemon.text import transliterate
 
 _NUMBER = r"(\d{1,6}(?:[.,]\d{1,3})?)"
 _FREE = r"(?<![\w.,:#/])"  # a number that is not the tail of another number, time or ratio
@@ -38,23 +42,24 @@ _BARE = re.compile(rf"{_FREE}(\d{{2,3}}(?:[.,]\d{{1,3}})?)(?![\w.,:%/])")
 #: A bare number in this range is read as a tempo when the prompt gives none with a unit.
 BARE_TEMPO_RANGE = (60.0, 200.0)
 
-_PITCH = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-_ACCIDENTAL = {"#": 1, "♯": 1, "sharp": 1, "b": -1, "♭": -1, "flat": -1}
 _KEY_EN = re.compile(r"(?<![\w#])([a-g])\s*(#|♯|♭|b(?=\s*-?\s*m)|-?\s*sharp|-?\s*flat)?"
                      r"\s*-?\s*(major|minor)\b", re.I)
 #: German names: h = B, b = Bb; -is raises, -es / -s lowers ("fis-moll", "es-dur", "b-moll").
-_GERMAN_PITCH = {**_PITCH, "b": 10, "h": 11}
+_GERMAN_PITCH = {**LETTERS, "b": 10, "h": 11}
 _KEY_DE = re.compile(r"(?<![\w#])([a-h])(is|es|s|#|♯)?\s*-?\s*(dur|moll)\b", re.I)
 #: Chord symbols, case-sensitive: "Fm", "F#m", "Bbm", "Cmaj", "Amin". A bare "Am" before a
 #: capitalised word is the German preposition ("Am Abend"), not A minor.
 _KEY_SYMBOL = re.compile(r"(?<![\w#♯♭])([A-G])(#|♯|b|♭)?(m|min|maj)(?![\w#])"
                          r"(?!(?<=\bAm)\s+[A-ZÄÖÜ][a-zäöüß])")
 
-_OVERRIDE = re.compile(r"^[ \t]*(bpm|tempo|key|tonart|genre|stil|length|laenge|dauer|seed)"
+_OVERRIDE = re.compile(r"^[ \t]*(bpm|tempo|key|tonart|genre|stil|length|laenge|dauer|seed"
+                       r"|exports?)"
                        r"[ \t]*[:=][ \t]*(.*?)[ \t]*$", re.I | re.M)
 _OVERRIDE_FIELDS = {"bpm": "bpm", "tempo": "bpm", "key": "key", "tonart": "key",
                     "genre": "genre", "stil": "genre", "length": "length", "laenge": "length",
-                    "dauer": "length", "seed": "seed"}
+                    "dauer": "length", "seed": "seed", "export": "export", "exports": "export"}
+#: Names an ``export:`` line may use ("none": only the WAV and the report, always written).
+EXPORT_NAMES = ("wav", "json", *EXPORTS)
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ def parse_prompt(text: str, lexicon: Lexicon) -> Intent:
     ----------
     text : str
         The prompt, any length; may hold ``key: value`` override lines (bpm, key, genre,
-        length, seed; German: tempo, tonart, stil, länge, dauer).
+        length, seed, export; German: tempo, tonart, stil, länge, dauer).
     lexicon : Lexicon
         Words to genres, moods, tags and categories (from `load_rules`).
 
@@ -116,7 +121,7 @@ def parse_prompt(text: str, lexicon: Lexicon) -> Intent:
         Tempo clamped into the plan's 40..250 bpm; conflicts resolved as the module says.
     """
     reading = _Reading()
-    free = _OVERRIDE.sub(lambda m: _read_override(m, lexicon, reading), expand_text(text))
+    free = _OVERRIDE.sub(lambda m: _read_override(m, lexicon, reading), transliterate(text))
     free = _read_values(free, reading)
     terms = lexicon.scan(free)
     reading.add("genre", [_Found(genre, genre) for t in terms for genre in sorted(t.genres)])
@@ -124,7 +129,7 @@ def parse_prompt(text: str, lexicon: Lexicon) -> Intent:
     bpm = _resolve(reading, "bpm")
     length = _resolve(reading, "length")
     intent = Intent(
-        text=text.strip(),
+        text=_without_export_lines(text),
         genre=_resolve(reading, "genre", first=True),
         bpm=None if bpm is None else _clamp_tempo(bpm, reading.notes),
         key=_resolve(reading, "key"),
@@ -168,6 +173,10 @@ def _read_values(text: str, reading: _Reading) -> str:
 def _read_override(match: re.Match, lexicon: Lexicon, reading: _Reading) -> str:
     """Record one ``name: value`` line; return what of it still counts as free text."""
     name, value = _OVERRIDE_FIELDS[match[1].lower()], match[2]
+    if name == "export":  # chooses outputs, not music: `read_exports` reads it for the render
+        reading.notes += [f"export: unknown output '{word}' ignored (choose from "
+                          f"{', '.join(EXPORT_NAMES)})" for word in _export_names(value)[1]]
+        return ""
     if name == "genre":
         terms = lexicon.scan(value)
         reading.line_terms += terms  # the line's moods and tags still count
@@ -180,6 +189,28 @@ def _read_override(match: re.Match, lexicon: Lexicon, reading: _Reading) -> str:
     else:
         reading.notes.append(f"ignored the line '{match[0].strip()}': no {name} in it")
     return rest
+
+
+def read_exports(text: str) -> tuple[str, ...] | None:
+    """The outputs the prompt's last ``export:`` line names (known names only, in order), or
+    None when it has no such line and the configured ``render.exports`` apply."""
+    values = [match[2] for match in _OVERRIDE.finditer(transliterate(text))
+              if _OVERRIDE_FIELDS[match[1].lower()] == "export"]
+    return _export_names(values[-1])[0] if values else None
+
+
+def _without_export_lines(text: str) -> str:
+    """The prompt without its ``export:`` lines: choosing outputs must not change the music,
+    and a seed not given is derived from the prompt's text."""
+    return _OVERRIDE.sub(lambda match: "" if _OVERRIDE_FIELDS[match[1].lower()] == "export"
+                         else match[0], text).strip()
+
+
+def _export_names(value: str) -> tuple[tuple[str, ...], list[str]]:
+    """The known and the unknown names of an ``export:`` line ("dawproject, midi png")."""
+    words = [word.lower() for word in re.split(r"[\s,;]+", value) if word]
+    known = tuple(dict.fromkeys(word for word in words if word in EXPORT_NAMES))
+    return known, [word for word in words if word not in (*EXPORT_NAMES, "none")]
 
 
 def _read_lengths(text: str, notes: list[str]) -> tuple[list[_Found], str]:
@@ -223,7 +254,7 @@ def _canonical_key(match: re.Match, *, german: bool) -> str:
         pitch = _GERMAN_PITCH[letter] + {"is": 1, "#": 1, "♯": 1, "es": -1, "s": -1}.get(
             accidental.lower(), 0)
     else:
-        pitch = _PITCH[letter] + _ACCIDENTAL.get(accidental.lower(), 0)
+        pitch = LETTERS[letter] + ACCIDENTALS.get(accidental.lower(), 0)
     minor = mode.lower() in ("minor", "moll", "min") or mode == "m"
     return format_key(pitch, "minor" if minor else "major")
 

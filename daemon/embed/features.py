@@ -30,14 +30,13 @@ carries the same expected weight in the cosine, whatever its number of dimension
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
-import librosa
 import numpy as np
 import soxr
 from scipy.fft import dct
 from scipy.signal import find_peaks
 
+from daemon.embed.spectral import chroma_filterbank, mel_filterbank, power_stft
 from daemon.errors import AnalysisError
 
 FEATURES_MODEL = "features-v1"
@@ -115,10 +114,11 @@ def embed_features(*, y: np.ndarray, sample_rate: int) -> np.ndarray:
 def describe_audio(*, y: np.ndarray, sample_rate: int) -> np.ndarray:
     """Raw (unscaled) descriptors of one stem, in vector order; see the module docstring."""
     mono = prepare_mono(y=y, sample_rate=sample_rate)
-    power = np.abs(librosa.stft(mono, n_fft=_N_FFT, hop_length=_HOP)) ** 2
+    power = power_stft(mono, n_fft=_N_FFT, hop=_HOP)
     frame_db = _relative_db(power.sum(axis=0))
     active = frame_db >= _ACTIVE_DB
-    mel_db = _relative_db(_mel_basis() @ power)
+    mel_db = _relative_db(
+        mel_filterbank(sample_rate=ANALYSIS_RATE, n_fft=_N_FFT, n_mels=_N_MELS) @ power)
     return np.concatenate([
         timbre_descriptors(mel_db=mel_db[:, active]),
         spectrum_descriptors(power=power[:, active]),
@@ -168,7 +168,7 @@ def timbre_descriptors(*, mel_db: np.ndarray) -> np.ndarray:
 
 def spectrum_descriptors(*, power: np.ndarray) -> np.ndarray:
     """Mean/std of log2 centroid, bandwidth, roll-off (Hz) and log10 flatness; band shares."""
-    freqs = librosa.fft_frequencies(sr=ANALYSIS_RATE, n_fft=_N_FFT)
+    freqs = np.fft.rfftfreq(_N_FFT, 1.0 / ANALYSIS_RATE)
     total = power.sum(axis=0) + _EPS
     centroid = freqs @ power / total
     bandwidth = np.sqrt(((freqs[:, None] - centroid) ** 2 * power).sum(axis=0) / total)
@@ -215,8 +215,7 @@ def flux_periodicity(*, flux: np.ndarray) -> np.ndarray:
 def pitch_descriptors(*, power: np.ndarray) -> np.ndarray:
     """|DFT_k| (k=1..6) of the mean chroma profile, its normalised entropy, mean peakiness."""
     # tuning fixed at A440: estimating it costs more than the whole embedding
-    chroma = librosa.feature.chroma_stft(S=power, sr=ANALYSIS_RATE, n_fft=_N_FFT,
-                                         tuning=0.0, norm=None, octwidth=None)
+    chroma = chroma_filterbank(sample_rate=ANALYSIS_RATE, n_fft=_N_FFT) @ power
     frames = chroma / (chroma.sum(axis=0) + _EPS)
     profile = frames.mean(axis=1)
     if profile.sum() <= _EPS:  # silence has no pitch content: call it flat
@@ -232,11 +231,6 @@ def _relative_db(power: np.ndarray) -> np.ndarray:
     """Power in dB relative to its maximum, floored at -80 dB (0 dB throughout for silence)."""
     reference = max(float(np.max(power)), _EPS)
     return np.maximum(10 * np.log10(np.maximum(power, _EPS) / reference), _FLOOR_DB)
-
-
-@lru_cache(maxsize=1)
-def _mel_basis() -> np.ndarray:
-    return librosa.filters.mel(sr=ANALYSIS_RATE, n_fft=_N_FFT, n_mels=_N_MELS)
 
 
 class FeaturesBackend:

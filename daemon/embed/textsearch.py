@@ -8,9 +8,10 @@ file-name token 0.5; a hit through an expansion counts 0.9 of that. The score is
     (words matched + summed weight / (words * 3.0)) / (words + 1)
 
 which lies in (0, 1], is 1.0 only when every word hits a category, and always ranks a stem
-matching more query words above one matching fewer, whatever the fields. Text is compared
-case-folded with umlauts written out (ä -> ae, ß -> ss) and accents dropped, file names are
-also split at camelCase and letter/digit boundaries ("DarkPad120" -> dark, pad, 120).
+matching more query words above one matching fewer, whatever the fields. Text is folded and
+tokenised by `daemon.text` (case-folded, umlauts written out: ä -> ae, ß -> ss; accents
+dropped); every text is indexed both whole and split at camelCase and letter/digit
+boundaries ("DarkPad120" -> darkpad120, dark, pad, 120), so either spelling finds it.
 
 `TextIndex` tokenises the stems once and answers queries from posting lists; `rank_text`
 builds one for a single query.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
@@ -28,44 +28,32 @@ from functools import lru_cache
 import numpy as np
 
 from daemon.store.records import StemRecord
+from daemon.text import tokenize
 
 FIELD_WEIGHTS = {"category": 3.0, "tag": 2.5, "kit": 1.5, "file": 1.0}
 SUBSTRING_WEIGHT = 0.5
 EXPANSION_FACTOR = 0.9  # an expansion is a translation or synonym: nearly, not quite, the word
 _MAX_WEIGHT = max(FIELD_WEIGHTS.values())
 _MIN_SUBSTRING = 3  # shorter terms ("hi", "fx") would hit half of all file names
-
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue"})
-_BOUNDARY = re.compile(r"(?<=[a-zäöüß])(?=[A-ZÄÖÜ])|(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+_MIN_TOKEN = 2  # one-letter tokens ("a" of "Kick A") would match everything
 _HYPHEN = re.compile(r"(?<=\w)-(?=\w)")
-_TOKEN = re.compile(r"[^\W_]{2,}")  # runs of two or more letters or digits
 _QUERY_SPLIT = re.compile(r"[\s,;/+_]+")
 
 Expander = Callable[[str], set[str]]  # word -> translations/synonyms (the lexicon)
 
 
-def fold(text: str) -> str:
-    """Case-fold, write umlauts out and drop other accents ("Düster Flâche" -> "duester flache")."""
-    if text.isascii():  # the common case, 20x faster
-        return text.lower()
-    folded = unicodedata.normalize("NFKC", text).casefold().translate(_UMLAUTS)
-    decomposed = unicodedata.normalize("NFKD", folded)
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
-
-
 @lru_cache(maxsize=65536)
-def tokenize(text: str) -> tuple[str, ...]:
-    """Folded word tokens of `text`: whole words, hyphen-joined compounds and camelCase parts.
+def search_tokens(text: str) -> tuple[str, ...]:
+    """The terms `text` is found by: its whole words, their camelCase and letter/digit parts
+    and hyphen-joined compounds ("Hi-Hat_Closed" -> hi, hat, closed, hihat), two characters
+    or longer.
 
-    Tokens shorter than two characters are dropped. Cached: kit names, categories and tags
-    repeat across thousands of stems.
+    Cached: kit names, categories and tags repeat across thousands of stems.
     """
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    plain = fold(text)
-    tokens = _TOKEN.findall(plain) + _TOKEN.findall(fold(_BOUNDARY.sub(" ", text)))
-    if "-" in plain:
-        tokens += _TOKEN.findall(_HYPHEN.sub("", plain))
+    tokens = (tokenize(text, split_camel=False, min_length=_MIN_TOKEN)
+              + tokenize(text, min_length=_MIN_TOKEN))
+    if "-" in text:
+        tokens += tokenize(_HYPHEN.sub("", text), split_camel=False, min_length=_MIN_TOKEN)
     return tuple(dict.fromkeys(tokens))
 
 
@@ -142,8 +130,8 @@ def query_terms(query: str, *, expand: Expander | None = None) -> list[dict[str,
     for word in _QUERY_SPLIT.split(query.strip()):
         terms: dict[str, float] = {}
         for expansion in sorted(expand(word.casefold())) if expand and word else ():
-            terms.update(dict.fromkeys(tokenize(expansion), EXPANSION_FACTOR))
-        terms.update(dict.fromkeys(tokenize(word), 1.0))
+            terms.update(dict.fromkeys(search_tokens(expansion), EXPANSION_FACTOR))
+        terms.update(dict.fromkeys(search_tokens(word), 1.0))
         if terms:
             words.append(terms)
     return words
@@ -151,9 +139,9 @@ def query_terms(query: str, *, expand: Expander | None = None) -> list[dict[str,
 
 def _stem_tokens(stem: StemRecord) -> dict[str, tuple[str, ...]]:
     file_text = os.path.splitext(stem.rel_path.replace("\\", "/"))[0]  # folders count too
-    return {"category": tokenize(stem.category),
-            "tag": tuple(token for tag in stem.tags for token in tokenize(tag)),
-            "kit": tokenize(stem.kit), "file": tokenize(file_text)}
+    return {"category": search_tokens(stem.category),
+            "tag": tuple(token for tag in stem.tags for token in search_tokens(tag)),
+            "kit": search_tokens(stem.kit), "file": search_tokens(file_text)}
 
 
 def _raise_to(best: np.ndarray, rows: np.ndarray | None, weight: float) -> None:

@@ -1,18 +1,33 @@
 """`analyse_stem`: one decoded stem → levels, kind, tempo, key, category, tags, vector.
 
-Pure: arrays in, an `Analysis` out, no I/O. Levels are measured at the file's own rate
-(peaks and clipping do not survive resampling); everything else reads the shared
+Pure: arrays in, an `AnalysisResult` out, no I/O. Levels are measured at the file's own
+rate (peaks and clipping do not survive resampling); everything else reads the shared
 `features.prepare` result at 22.05 kHz so it does not depend on the file's rate.
+
+Every analysed stem is stored with `ANALYSIS_VERSION`; bump it whenever analysis code
+changes its results, so `queries.stems_below_analysis_version` finds what to re-analyse.
+
+Adding an analysis field takes four edits:
+
+1. a field of `AnalysisResult` (and the code here that computes it);
+2. a migration in ``store/schema.py`` adding the column (frozen SQL, with a default for the
+   rows already stored);
+3. the same field in ``store/records.StemRecord`` (the model derives its column from it);
+4. one line in ``commands/library.stem_row`` to show it.
+
+`AnalysisResult.to_columns` and the store's record reading follow the fields by name.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import pyloudnorm
 
+from daemon.categories import CategoryRule
 from daemon.errors import AnalysisError
 from daemon.ingest.classify import (
     CategoryClassifier,
@@ -28,17 +43,20 @@ from daemon.ingest.features import (
     key_chroma,
     prepare,
 )
-from daemon.ingest.key import estimate_key, key_from_name
-from daemon.ingest.rules import AnalysisRules, CategoryRule
+from daemon.ingest.key import key_from_name
+from daemon.ingest.kit_key import KeyChoice, key_from_name_or_audio
+from daemon.ingest.kit_tempo import PULSE_RATIOS, PULSE_TOLERANCE, choose_loop_tempo
+from daemon.ingest.rules import AnalysisRules
 from daemon.ingest.tags import derive_tags
 from daemon.ingest.tempo import (
     LOOP_MAX_BPM,
     LOOP_MIN_BPM,
+    Pulse,
     TempoChoice,
-    choose_loop_tempo,
-    estimate_tempo,
     length_candidates,
+    measure_pulse,
 )
+from daemon.store.records import column_name
 
 #: A peak below this is silence (16-bit dither sits near -90 dBFS, room noise near -60).
 SILENCE_DB = -70.0
@@ -49,13 +67,20 @@ _CLIP_LEVEL = 0.999  # samples this close to the peak count as flattened tops
 _PULSE_CONFIDENCE = 0.09
 _PULSE_ONSETS = 4  # a pulse needs several hits, not one hit and its echo
 _SUSTAIN_DB = -20.0  # a loop is still this loud in its final tenth; one-shots have decayed
-_MIN_KEY_CONFIDENCE = 0.05  # below this the chroma is too flat to name a key
-_NAME_KEY_CONFIDENCE = 0.95
+#: The version of the analysis code, stored with every stem it analyses.
+#: 2: the kick-band octave check, tempo and key weighed per kit, reasons, chroma stored.
+ANALYSIS_VERSION = 2
 
 
 @dataclass(frozen=True)
-class Analysis:
-    """Everything the library stores about one stem (see `analyse_stem`)."""
+class AnalysisResult:
+    """Everything the library stores about one stem (see `analyse_stem`).
+
+    Levels are in dB (``lufs`` in LUFS, None below one gating block), `duration` in
+    seconds; `features` is the classifier's float32 feature vector. `embedding` and
+    `embedding_model` are the search vector, filled in by the ingest worker after
+    `analyse_stem` (None until then).
+    """
 
     duration: float
     sample_rate: int
@@ -67,28 +92,60 @@ class Analysis:
     kind: str  # "loop" | "oneshot"
     bpm: float | None
     bpm_confidence: float
-    bpm_source: str  # "filename" | "length" | "audio" | "none"
+    bpm_source: str  # "filename" | "length" | "audio" | "kit" | "none"
     key: str | None
     key_confidence: float
-    key_source: str  # "filename" | "audio" | "none"
+    key_source: str  # "filename" | "audio" | "kit" | "none"
     category: str
     category_confidence: float
     category_source: str  # "filename" | "audio"
     tags: tuple[str, ...]
-    descriptors: dict[str, float]
-    features: np.ndarray
+    descriptors: dict[str, float] = field(compare=False, repr=False)
+    features: np.ndarray = field(compare=False, repr=False)
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
+    embedding_model: str | None = None
+    analysis_version: int = ANALYSIS_VERSION
+    # The evidence a kit's loops and tonal stems are weighed with (`ingest.kitpass`): the
+    # audio pulse (`tempo.Pulse`) and the summed chroma (12 pitch classes from C).
+    pulse_bpm: float | None = None
+    pulse_confidence: float = 0.0
+    pulse_kicks: bool = False  # the kick band settled the pulse's octave
+    chroma: np.ndarray | None = field(default=None, compare=False, repr=False)
+    bpm_reason: str = ""  # why the tempo is uncertain, in words ("" when it is not)
+    key_trusted: bool = False  # False: the renderer should check the key by ear
+    key_reason: str = ""
+
+    def to_columns(self) -> dict[str, Any]:
+        """The stem row's column values, one per field (the store encodes tags,
+        descriptors and vectors; it adds the kit, paths and content hash)."""
+        return {column_name(item.name): getattr(self, item.name) for item in fields(self)}
 
 
 def analyse_stem(decoded_audio: np.ndarray, sample_rate: int, *, name: str,
-                 rules: AnalysisRules, classifier: CategoryClassifier | None = None
-                 ) -> Analysis:
+                 rules: AnalysisRules, classifier: CategoryClassifier | None = None,
+                 category: str | None = None) -> AnalysisResult:
     """Analyse one stem.
 
     Parameters
     ----------
-    decoded_audio : float array ``(channels, frames)`` (or ``(frames,)`` for mono).
-    name : the stem's path inside its kit; folder names are hints too.
-    classifier : used when no category token is in the name.
+    decoded_audio : np.ndarray
+        Float samples, shape ``(channels, frames)`` (or ``(frames,)`` for mono).
+    sample_rate : int
+        Samples per second of `decoded_audio`, in Hz.
+    name : str
+        The stem's path inside its kit; folder names are hints too.
+    rules : AnalysisRules
+        Name tokens, category rules and tag thresholds (``rules/``).
+    classifier : CategoryClassifier, optional
+        Used when no category token is in the name.
+    category : str, optional
+        The user's correction (re-analysis of a corrected stem): used instead of the name
+        and the classifier, so kind, tempo and key follow it.
+
+    Returns
+    -------
+    AnalysisResult
+        Every stored value but the search vector (`embedding` is None).
 
     Raises
     ------
@@ -100,18 +157,22 @@ def analyse_stem(decoded_audio: np.ndarray, sample_rate: int, *, name: str,
     levels = measure_levels(audio=audio, sample_rate=sample_rate)
     prepared = prepare(audio=audio, sample_rate=sample_rate)
     descriptors = {**prepared.descriptors, **{k: v for k, v in levels.items() if k != "lufs"}}
-    guess = category_from_name(name, rules) or _classify(classifier, prepared.vector, name)
+    guess = (CategoryGuess(category, 1.0, "user") if category else
+             category_from_name(name, rules) or _classify(classifier, prepared.vector, name))
     rule = rules.categories[guess.category]
     duration = audio.shape[1] / sample_rate
-    kind, tempo = _kind_and_tempo(prepared, name=name, rule=rule, rules=rules,
-                                  duration=duration)
-    key, key_confidence, key_source = _key(prepared, name=name, rule=rule)
-    return Analysis(
+    kind, tempo, pulse = _kind_and_tempo(prepared, name=name, rule=rule, rules=rules,
+                                         duration=duration)
+    key, pitch = _key(prepared, name=name, rule=rule)
+    return AnalysisResult(
         duration=duration, sample_rate=int(sample_rate), channels=audio.shape[0],
         peak_db=levels["peak_db"], lufs=levels["lufs"], rms_db=levels["rms_db"],
         crest_db=levels["crest_db"], kind=kind, bpm=tempo.bpm,
-        bpm_confidence=tempo.confidence, bpm_source=tempo.source, key=key,
-        key_confidence=key_confidence, key_source=key_source, category=guess.category,
+        bpm_confidence=tempo.confidence, bpm_source=tempo.source, bpm_reason=tempo.reason,
+        pulse_bpm=pulse.bpm, pulse_confidence=pulse.confidence, pulse_kicks=pulse.kicks,
+        key=key.key,
+        key_confidence=key.confidence, key_source=key.source, key_trusted=key.trusted,
+        key_reason=key.reason, chroma=pitch, category=guess.category,
         category_confidence=guess.confidence, category_source=guess.source,
         tags=derive_tags(name=name, descriptors=descriptors, category=guess.category,
                          rules=rules),
@@ -167,32 +228,37 @@ def _classify(classifier: CategoryClassifier | None, vector: np.ndarray,
 
 
 def _kind_and_tempo(prepared: Prepared, *, name: str, rule: CategoryRule,
-                    rules: AnalysisRules, duration: float) -> tuple[str, TempoChoice]:
-    audio_bpm, confidence = estimate_tempo(y=prepared.mono, sample_rate=ANALYSIS_RATE,
-                                           min_bpm=LOOP_MIN_BPM, max_bpm=LOOP_MAX_BPM)
+                    rules: AnalysisRules, duration: float
+                    ) -> tuple[str, TempoChoice, Pulse]:
+    """Kind, tempo and the audio pulse it was read from."""
+    measured = measure_pulse(y=prepared.mono, sample_rate=ANALYSIS_RATE,
+                             min_bpm=LOOP_MIN_BPM, max_bpm=LOOP_MAX_BPM)
+    audio_bpm, confidence = measured.bpm, measured.confidence
+    pulse = Pulse(round(audio_bpm, 3), round(confidence, 4), measured.kicks)
     onsets = prepared.descriptors["onset_rate"] * prepared.descriptors["duration_s"]
+    # A cross-rhythm (3:2, 5:4) of a whole-bar tempo is a loop's pulse too (a 1-bar perc loop
+    # of triplets); an octave or the tempo itself the usual one.
     fits = confidence >= _PULSE_CONFIDENCE and onsets >= _PULSE_ONSETS and any(
-        abs(bpm / (audio_bpm * factor) - 1) < 0.03
-        for bpm in length_candidates(duration=duration) for factor in (0.5, 1.0, 2.0))
+        abs(bpm * ratio / audio_bpm - 1) < PULSE_TOLERANCE
+        for bpm in length_candidates(duration=duration) for ratio in PULSE_RATIOS)
     kind = choose_kind(named=kind_from_name(name, rules), rule=rule, pulse_fits_length=fits,
                        sustained=prepared.descriptors["tail_db"] >= _SUSTAIN_DB,
                        duration=duration)
     if kind != "loop":
-        return kind, TempoChoice(None, 0.0, "none")
-    return kind, choose_loop_tempo(name=name, duration=duration, audio_bpm=audio_bpm,
-                                   audio_confidence=confidence, preferred=rule.bpm_range)
+        return kind, TempoChoice(None, 0.0, "none"), pulse
+    return kind, choose_loop_tempo(name=name, duration=duration, audio_bpm=pulse.bpm,
+                                   audio_confidence=pulse.confidence, kicks=pulse.kicks,
+                                   preferred=rule.bpm_range), pulse
 
 
-def _key(prepared: Prepared, *, name: str, rule: CategoryRule) -> tuple[str | None, float, str]:
+def _key(prepared: Prepared, *, name: str, rule: CategoryRule
+         ) -> tuple[KeyChoice, np.ndarray | None]:
+    """The stem's own key and, when it was read from the audio, the chroma it was read from
+    (kept for the kit's key consensus)."""
     if not rule.tonal:
-        return None, 0.0, "none"
+        return KeyChoice(None, 0.0, "none", False), None
     named = key_from_name(name)
     if named:
-        return named, _NAME_KEY_CONFIDENCE, "filename"
-    pitch = key_chroma(y=prepared.mono)
-    if not pitch.any():
-        return None, 0.0, "none"
-    key, confidence = estimate_key(chroma=pitch)
-    if confidence < _MIN_KEY_CONFIDENCE:
-        return None, 0.0, "none"
-    return key, confidence, "audio"
+        return key_from_name_or_audio(named=named, chroma=None), None
+    pitch = key_chroma(y=prepared.mono).astype(np.float32)
+    return key_from_name_or_audio(named=None, chroma=pitch), pitch

@@ -1,53 +1,51 @@
 """Category and kind: name tokens first (rules/categories.toml), then the audio classifier.
 
 `CategoryClassifier` is a standardised multinomial logistic regression on
-`features.feature_vector`. It starts from a corpus of synthesised kits
-(`bootstrap_classifier`) and learns the user's own sounds: `with_examples` adds the
-vectors of stems whose category their names gave, weighted so that real recordings
-decide wherever they exist. Of the models tried on lmms (bench/accuracy.py: extra trees,
-random forest, gradient boosting, k-NN, an RBF SVM, Nystroem-kernel logistic regression)
-only the RBF SVM scored higher, by 1.5 points (within the split-to-split noise), and it
-gives no probabilities without an inner cross-validation that categories with one or two
-named stems cannot feed. This model predicts in well under a millisecond.
+`features.feature_vector`. The package ships one fitted on a corpus of real recordings
+(`daemon.ingest.corpus`, rebuilt by ``make corpus``), so a fresh library classifies its first
+stem with no training; it then learns the user's own sounds: `with_examples` adds the
+vectors of stems whose category their names gave, weighted so that they decide wherever
+they exist. On that corpus, leaving one source out, extra trees, gradient boosting, an RBF
+SVM and an MLP all scored within two points of it (measured when the corpus was built); it
+predicts in microseconds, refits from its own coefficients in a tenth of a second, and
+saves as plain arrays.
 Persistence format (``.npz``, loaded with ``allow_pickle=False``): the base training set
 (``features`` float32 ``(n, d)``, ``categories`` unicode ``(n,)``), the added examples
-(``example_features`` ``(m, d)``, ``example_categories`` ``(m,)``), ``seed`` and
-``feature_version``. Loading refits (about 0.1 s), so a cache file can never execute
-code and survives scikit-learn upgrades; a file from another feature version is refused."""
+(``example_features`` ``(m, d)``, ``example_categories`` ``(m,)``), ``feature_version`` and
+the fitted `LinearModel` (``model_classes``, ``model_mean``, ``model_scale``,
+``model_coef``, ``model_intercept``). Loading refits nothing and runs no code, so a cache
+file survives scikit-learn upgrades; a file from another feature version is refused."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from daemon.categories import CategoryRule
 from daemon.errors import AnalysisError
+from daemon.fsutil import atomic_output
 from daemon.ingest.features import FEATURE_VERSION
-from daemon.ingest.rules import (
-    TAXONOMY,
-    AnalysisRules,
-    CategoryRule,
-    longest_match,
-    name_parts,
-    prefix_match,
-)
+from daemon.ingest.rules import AnalysisRules, longest_match, name_parts, prefix_match
+from daemon.taxonomy import CATEGORIES
 
 #: File name of the cached classifier under ``library/cache``.
 CLASSIFIER_FILE = f"category_classifier_v{FEATURE_VERSION}.npz"
 _FILE_CONFIDENCE, _FOLDER_CONFIDENCE = 0.95, 0.8  # a folder name is a weaker hint
 _GLUED_FACTOR = 0.8  # a word found glued to others ("bassloops") is a weaker hint still
-_VARIANTS = 3  # augmented copies per corpus sample (pitch/speed, tilt, saturation)
-#: Categories below this priority name an instrument rather than a role (rules/categories.toml).
-INSTRUMENT_PRIORITY = 50
-#: A named real stem weighs as much as this many synthesised vectors, so a handful of them
-#: outweigh the 72-216 synthesised vectors of their category: real recordings decide where
-#: they exist. Cross-validated on lmms (bench) weights 10-100 score alike, 1 is 3 points worse.
+#: A named stem weighs as much as this many corpus rows, so a handful of them decide for
+#: sounds like theirs (six named toms turn the next toms into "perc"), though not against
+#: dozens of corpus recordings of the very same sound. lmms named-stem 5-fold (bench): 30
+#: and 100 score 0.656, 300 0.662.
 EXAMPLE_WEIGHT = 30.0
-_REGULARISATION = 0.3  # inverse strength C; 0.1-1 score alike, 10 is 2 points worse on lmms
+#: Inverse L2 strength C. Leave-one-source-out on the corpus 0.3 and 0.03 scored within a
+#: point of each other (0.73, 0.74, first feature set); extra trees, gradient boosting, an
+#: RBF SVM and an MLP within two points.
+_REGULARISATION = 0.3
 _SAVED_ARRAYS = ("features", "categories", "example_features", "example_categories")
-_MAX_EXAMPLES = 300  # newest named stems kept per category: bounds the refit on load
+_MAX_EXAMPLES = 300  # newest named stems kept per category: bounds the refit
+_REFIT_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -62,14 +60,13 @@ def category_from_name(name: str, rules: AnalysisRules) -> CategoryGuess | None:
 
     Within one name part the longest phrase wins, then the higher priority; a part
     without any phrase may still start with a category word ("bassloops"). A word of an
-    instrument category (priority below `INSTRUMENT_PRIORITY`: "synth", "piano") says how
+    instrument category (``role = false`` in categories.toml: "synth", "piano") says how
     a sound is made, not its role in a track, so a folder naming a role wins over it
     ("Basses/Synth Acid.wav" is a bass, "Leads/Synth 03.wav" a lead).
     """
     guesses = [guess for depth, tokens in enumerate(name_parts(name))
                if (guess := _part_guess(tokens, rules, depth=depth))]
-    roles = [guess for guess in guesses
-             if rules.categories[guess.category].priority >= INSTRUMENT_PRIORITY]
+    roles = [guess for guess in guesses if rules.categories[guess.category].role]
     return (roles or guesses or [None])[0]
 
 
@@ -92,7 +89,7 @@ def kind_from_name(name: str, rules: AnalysisRules) -> str | None:
     """"loop" or "oneshot" when the file name (else a folder) says so."""
     for tokens in name_parts(name):
         sizes = {kind: longest_match(tokens, phrases)
-                 for kind, phrases in rules.kind_phrases.items()}
+                 for kind, phrases in rules.categories.kind_phrases.items()}
         kind, size = max(sizes.items(), key=lambda item: item[1])
         if size:
             return kind
@@ -117,21 +114,43 @@ def choose_kind(*, named: str | None, rule: CategoryRule, pulse_fits_length: boo
     return "loop" if sustained else "oneshot"
 
 
+@dataclass(frozen=True)
+class LinearModel:
+    """A fitted softmax regression on standardised features: all that prediction needs.
+
+    `classes` ``(k,)``, `mean` and `scale` ``(d,)`` (the standardisation), `coef` ``(k, d)``
+    and `intercept` ``(k,)``; plain arrays, so loading one runs no code and needs no
+    scikit-learn.
+    """
+
+    classes: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, k)`` of ``(n, d)`` `vectors`."""
+        logits = ((vectors - self.mean) / self.scale) @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        odds = np.exp(logits)
+        return odds / odds.sum(axis=1, keepdims=True)
+
+
 class CategoryClassifier:
     """Audio-only category classifier: logistic regression on the standardised feature
-    vector, trained on a base set (the synthesised corpus) plus the user's own
-    named stems (`with_examples`), which weigh `EXAMPLE_WEIGHT` times as much."""
+    vector, trained on a base set (the shipped corpus of real recordings) plus the user's
+    own named stems (`with_examples`), which weigh `EXAMPLE_WEIGHT` times as much."""
 
-    def __init__(self, *, seed: int = 0) -> None:
-        self.seed = seed
+    def __init__(self) -> None:
         self._base: tuple[np.ndarray, np.ndarray] | None = None
         self._examples: tuple[np.ndarray, np.ndarray] | None = None
-        self._model = None
+        self._model: LinearModel | None = None
 
     @property
     def feature_count(self) -> int:
         """Length of the feature vectors this classifier takes (0 before `fit`)."""
-        return 0 if self._base is None else int(self._base[0].shape[1])
+        return 0 if self._model is None else int(self._model.mean.size)
 
     @property
     def example_count(self) -> int:
@@ -147,7 +166,9 @@ class CategoryClassifier:
         base = _labelled(features, categories)
         if len(set(base[1])) < 2:
             raise ValueError("need at least two categories to train a classifier")
-        self._train(base, _labelled(np.empty((0, base[0].shape[1])), []))
+        examples = _labelled(np.empty((0, base[0].shape[1])), [])
+        self._base, self._examples = base, examples
+        self._model = _fit_linear(base, examples, start=None)
 
     def with_examples(self, features: np.ndarray, categories: list[str]
                       ) -> CategoryClassifier:
@@ -156,84 +177,117 @@ class CategoryClassifier:
         `features` ``(m, d)`` are vectors of real stems whose `categories` came from their
         names. The same vector given again keeps only its latest category, and each
         category keeps its `_MAX_EXAMPLES` most recent examples. This classifier is unchanged.
+        The fit starts from this classifier's model, so it takes a fraction of a full fit.
         """
-        if self._base is None:
+        if self._model is None:
             raise AnalysisError("classifier: with_examples before fit")
-        added = _labelled(features, categories, width=self._base[0].shape[1])
+        added = _labelled(features, categories, width=self.feature_count)
         merged = _recent_unique(np.concatenate([self._examples[0], added[0]]),
                                 np.concatenate([self._examples[1], added[1]]))
-        learnt = CategoryClassifier(seed=self.seed)
-        learnt._train(self._base, merged)
+        learnt = CategoryClassifier()
+        learnt._base, learnt._examples = self._base, merged
+        learnt._model = _fit_linear(self._base, merged, start=self._model)
         return learnt
-
-    def _train(self, base: tuple[np.ndarray, np.ndarray],
-               examples: tuple[np.ndarray, np.ndarray]) -> None:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-        from threadpoolctl import threadpool_limits
-
-        weights = np.concatenate([np.ones(len(base[1])),
-                                  np.full(len(examples[1]), EXAMPLE_WEIGHT)])
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=_REGULARISATION,
-                                                                   max_iter=3000))
-        # One BLAS thread: alone the fit takes 0.1 s; BLAS threads contending for cores
-        # that the ingest pool keeps busy stretched it to 1-7 s (measured on 2 cores).
-        with threadpool_limits(1):
-            model.fit(np.concatenate([base[0], examples[0]]),
-                      np.concatenate([base[1], examples[1]]),
-                      logisticregression__sample_weight=weights)
-        self._base, self._examples, self._model = base, examples, model
 
     def predict(self, features: np.ndarray) -> tuple[str, float]:
         """Most probable category of one feature vector, and its probability."""
         if self._model is None:
             raise AnalysisError("classifier: predict before fit")
         vector = np.asarray(features, dtype=np.float32).reshape(1, -1)
-        if vector.shape[1] != self._base[0].shape[1] or not np.all(np.isfinite(vector)):
+        if vector.shape[1] != self.feature_count or not np.all(np.isfinite(vector)):
             raise AnalysisError(f"classifier: bad feature vector of shape {vector.shape}")
-        probabilities = self._model.predict_proba(vector)[0]
+        probabilities = self._model.probabilities(vector)[0]
         best = int(np.argmax(probabilities))
-        return str(self._model.classes_[best]), float(probabilities[best])
+        return str(self._model.classes[best]), float(probabilities[best])
 
-    def save(self, path: Path) -> None:
-        """Write base set and examples atomically (format: see the module docstring)."""
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays `save` writes (format: see the module docstring)."""
         if self._model is None:
             raise ValueError("nothing to save: the classifier is not fitted")
-        path = Path(path)
-        partial = path.with_name(f".{path.name}.part")
-        with open(partial, "wb") as handle:
-            np.savez_compressed(handle, features=self._base[0], categories=self._base[1],
-                                example_features=self._examples[0],
-                                example_categories=self._examples[1],
-                                seed=np.int64(self.seed),
-                                feature_version=np.int64(FEATURE_VERSION))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
+        return {"features": self._base[0], "categories": self._base[1],
+                "example_features": self._examples[0],
+                "example_categories": self._examples[1],
+                "feature_version": np.int64(FEATURE_VERSION),
+                **{f"model_{name}": getattr(self._model, name) for name in _MODEL_FIELDS}}
+
+    def save(self, path: Path) -> None:
+        """Write training sets and fitted model atomically (uncompressed: it is written
+        after every kit, and zlib would take longer than the fit)."""
+        arrays = self.arrays()
+        with atomic_output(Path(path)) as temp, open(temp, "wb") as handle:
+            np.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> CategoryClassifier:
-        """Read a saved classifier and refit; `AnalysisError` if unreadable or stale."""
+        """Read a saved classifier (no refit); `AnalysisError` if unreadable or stale."""
         try:
             with np.load(Path(path), allow_pickle=False) as data:
                 version = int(data["feature_version"])
-                arrays = {name: data[name] for name in _SAVED_ARRAYS
-                          } if version == FEATURE_VERSION else {}
-                seed = int(data["seed"])
-        except (OSError, KeyError, ValueError) as exc:
+                if version != FEATURE_VERSION:
+                    raise AnalysisError(
+                        f"{path}: classifier was trained on feature version {version}, this "
+                        f"build computes version {FEATURE_VERSION}; delete or rebuild it")
+                arrays = {name: data[name] for name in _SAVED_ARRAYS}
+                model = LinearModel(**{name: data[f"model_{name}"] for name in _MODEL_FIELDS})
+            base = _labelled(arrays["features"], arrays["categories"])
+            examples = _labelled(arrays["example_features"], arrays["example_categories"],
+                                 width=base[0].shape[1])
+            _check_model(model, width=base[0].shape[1])
+        except (OSError, KeyError, ValueError, EOFError) as exc:
             raise AnalysisError(f"{path}: cannot read the classifier: {exc}") from exc
-        if version != FEATURE_VERSION:
-            raise AnalysisError(f"{path}: classifier was trained on feature version {version},"
-                                f" this build computes version {FEATURE_VERSION}; delete it")
-        classifier = cls(seed=seed)
-        try:
-            classifier._train(_labelled(arrays["features"], arrays["categories"]),
-                              _labelled(arrays["example_features"], arrays["example_categories"],
-                                        width=arrays["features"].shape[-1]))
-        except ValueError as exc:
-            raise AnalysisError(f"{path}: cannot read the classifier: {exc}") from exc
+        classifier = cls()
+        classifier._base, classifier._examples, classifier._model = base, examples, model
         return classifier
+
+
+_MODEL_FIELDS = ("classes", "mean", "scale", "coef", "intercept")
+
+
+def _fit_linear(base: tuple[np.ndarray, np.ndarray], examples: tuple[np.ndarray, np.ndarray],
+                *, start: LinearModel | None) -> LinearModel:
+    """Fit the softmax regression; from `start` (its standardisation and coefficients) when
+    given, which cuts the iterations of a refit with a few more examples several-fold."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    vectors = np.concatenate([base[0], examples[0]]).astype(np.float64)
+    labels = np.concatenate([base[1], examples[1]])
+    weights = np.concatenate([np.ones(len(base[1])), np.full(len(examples[1]), EXAMPLE_WEIGHT)])
+    if start is None:
+        mean, scale = vectors.mean(axis=0), vectors.std(axis=0)
+        scale[scale < 1e-9] = 1.0  # a constant column carries nothing; do not divide by 0
+    else:
+        mean, scale = start.mean.astype(np.float64), start.scale.astype(np.float64)
+    # A refit from `start` stops at a looser tolerance: it moves a converged model by a few
+    # examples (measured: a third of the time, lmms named-stem accuracy 0.656 -> 0.662).
+    model = LogisticRegression(C=_REGULARISATION, max_iter=3000, warm_start=True,
+                               tol=_REFIT_TOLERANCE if start is not None else 1e-4)
+    if start is not None and np.array_equal(start.classes, np.unique(labels)) and (
+            start.classes.size > 2):
+        model.coef_, model.intercept_ = start.coef.astype(np.float64), start.intercept.copy()
+    # One BLAS thread: BLAS threads contending for cores that the ingest pool keeps busy
+    # stretched a 0.1 s fit to 1-7 s (measured on 2 cores).
+    with threadpool_limits(1):
+        model.fit((vectors - mean) / scale, labels, sample_weight=weights)
+    coef, intercept = model.coef_, model.intercept_
+    if model.classes_.size == 2:  # binary: one logit; as softmax, class 0 has logit 0
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+    return LinearModel(classes=model.classes_.astype(str), mean=mean.astype(np.float32),
+                       scale=scale.astype(np.float32), coef=coef.astype(np.float32),
+                       intercept=intercept.astype(np.float32))
+
+
+def _check_model(model: LinearModel, *, width: int) -> None:
+    classes = model.classes.size
+    shapes = (model.mean.shape, model.scale.shape, model.coef.shape, model.intercept.shape)
+    if shapes != ((width,), (width,), (classes, width), (classes,)):
+        raise ValueError(f"model arrays do not fit {width} features and {classes} classes")
+    if not all(np.all(np.isfinite(array)) for array in (model.mean, model.coef,
+                                                         model.intercept)):
+        raise ValueError("model arrays must be finite")
+    if np.any(model.scale <= 0):
+        raise ValueError("model scale must be positive")
+    _labelled(np.zeros((classes, width)), model.classes)  # classes within the taxonomy
 
 
 def _labelled(features: np.ndarray, categories, *, width: int | None = None
@@ -248,7 +302,7 @@ def _labelled(features: np.ndarray, categories, *, width: int | None = None
         raise ValueError(f"features need {width} columns, got {vectors.shape[1]}")
     if not np.all(np.isfinite(vectors)):
         raise ValueError("features must be finite")
-    unknown = sorted(set(labels) - set(TAXONOMY))
+    unknown = sorted(set(labels) - set(CATEGORIES))
     if unknown:
         raise ValueError(f"categories outside the taxonomy: {', '.join(unknown)}")
     return vectors, labels
@@ -262,72 +316,3 @@ def _recent_unique(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
                            for name in np.unique(labels[keep])] or [keep])
     keep.sort()
     return vectors[keep], labels[keep]
-
-
-#: Kit seeds of the bootstrap corpus start here, far from the small seeds tests and
-#: benchmarks use for held-out kits.
-CORPUS_SEED_BASE = 10_000
-_CORPUS_TEMPI = (120.0, 124.0, 128.0, 132.0, 136.0, 140.0, 145.0, 150.0, 174.0)
-_CORPUS_KEYS = ("A minor", "F minor", "C# minor", "D minor", "G minor", "E minor",
-                "C major", "F# minor", "A# minor", "G major", "B minor")
-_CORPUS_BARS = (1, 2, 4)
-
-
-def bootstrap_classifier(*, seed: int = 0, kits: int = 18) -> CategoryClassifier:
-    """Train a classifier on `kits` anonymous `daemon.synth` kits plus augmented copies.
-
-    Tempi, keys and loop lengths vary per kit; kit seeds are ``CORPUS_SEED_BASE +
-    seed * 1000 + index``, so different `seed` values give disjoint corpora. Synthesised
-    at 22.05 kHz (the analysis rate) to halve the synthesis time. Takes ~15 s; callers
-    cache the result with `CategoryClassifier.save`.
-    """
-    features, categories = training_set(seed=seed, kits=kits)
-    classifier = CategoryClassifier(seed=seed)
-    classifier.fit(features, categories)
-    return classifier
-
-
-def training_set(*, seed: int, kits: int) -> tuple[np.ndarray, list[str]]:
-    """Feature vectors and categories of every sample of the bootstrap corpus."""
-    from daemon.ingest.features import ANALYSIS_RATE, prepare
-    from daemon.synth import synthesize_kit  # the corpus generator, needed only here
-
-    rng = np.random.default_rng(seed)
-    vectors, categories = [], []
-    for index in range(kits):
-        samples = synthesize_kit(
-            bpm=_CORPUS_TEMPI[index % len(_CORPUS_TEMPI)],
-            key=_CORPUS_KEYS[index % len(_CORPUS_KEYS)],
-            seed=CORPUS_SEED_BASE + seed * 1000 + index, names="anonymous",
-            sample_rate=ANALYSIS_RATE, bars=_CORPUS_BARS[index % len(_CORPUS_BARS)])
-        for sample in samples:
-            for audio in (sample.audio, *augment(sample.audio, sample.sample_rate, rng=rng)):
-                vectors.append(prepare(audio=audio, sample_rate=sample.sample_rate).vector)
-                categories.append(sample.category)
-    return np.stack(vectors), categories
-
-
-def augment(audio: np.ndarray, sample_rate: int, *, rng: np.random.Generator
-            ) -> list[np.ndarray]:
-    """`_VARIANTS` copies of ``(channels, n)`` `audio` that real packs differ by.
-
-    Each is played 0.7-1.4x faster (pitch and length together, like a tape), then
-    tilted darker (one-pole low-pass) or brighter (first difference), and sometimes
-    saturated. One synthesiser recipe per category is a narrow corpus; this widens it.
-    """
-    import scipy.signal
-    import soxr
-
-    variants = []
-    for _ in range(_VARIANTS):
-        speed = rng.uniform(0.7, 1.4)
-        copy = soxr.resample(audio.T, sample_rate, int(sample_rate / speed)).T
-        pole = rng.uniform(0.1, 0.6)
-        if rng.random() < 0.5:
-            copy = scipy.signal.lfilter([1 - pole], [1, -pole], copy, axis=1)
-        else:
-            copy = scipy.signal.lfilter([1, -pole], [1], copy, axis=1)
-        if rng.random() < 0.3:  # 30 %: tape/console saturation at 2-6x drive
-            copy = np.tanh(copy * rng.uniform(2.0, 6.0))
-        variants.append(np.ascontiguousarray(copy, dtype=np.float32))
-    return variants

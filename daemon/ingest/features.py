@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft
 import soxr
+
+from daemon.embed.spectral import mel_filterbank, peak_chroma
+from daemon.ingest.timbre import millisecond_envelope, timbre_vector
 
 #: One analysis rate makes every descriptor independent of the file's rate; 22.05 kHz keeps
 #: content up to 11 kHz, plenty for shape descriptors, and halves the cost of 44.1 kHz.
@@ -120,31 +122,10 @@ def count_onsets(*, envelope: np.ndarray, frame_rate: float) -> int:
 
 
 def chroma(*, spectrum: Spectrum, low_hz: float = 40.0, high_hz: float = 5000.0) -> np.ndarray:
-    """Pitch-class profile ``(12, frames)``, index 0 = C, from interpolated spectral peaks.
-
-    Like HPCP: each local maximum's frequency is refined by parabolic interpolation of the
-    log power (accurate to a few cents even in 10.8 Hz bins) and its magnitude is added to
-    the nearest pitch class, weighted by cos^2 of its detuning; A4 = 440 Hz.
-    """
-    power = spectrum.power
-    log_power = np.log(power + _TINY)
-    bins = np.arange(power.shape[0])[:, None]
-    band = (bins * spectrum.sample_rate / spectrum.n_fft > low_hz) & (
-        bins * spectrum.sample_rate / spectrum.n_fft < high_hz)
-    loud = power > power.max(axis=0, keepdims=True) * 1e-5  # within 50 dB of the frame peak
-    peaks = np.zeros_like(power, dtype=bool)
-    peaks[1:-1] = (power[1:-1] > power[:-2]) & (power[1:-1] >= power[2:])
-    k, t = np.nonzero(peaks & band & loud)
-    left, mid, right = log_power[k - 1, t], log_power[k, t], log_power[k + 1, t]
-    curvature = left - 2 * mid + right
-    offset = np.where(curvature < 0, 0.5 * (left - right) / np.minimum(curvature, -_TINY), 0.0)
-    hz = (k + np.clip(offset, -0.5, 0.5)) * spectrum.sample_rate / spectrum.n_fft
-    semitone = 12.0 * np.log2(hz / 440.0) + 9.0  # semitones above C (A = 9)
-    nearest = np.round(semitone)
-    weight = np.sqrt(power[k, t]) * np.cos(np.pi * (semitone - nearest)) ** 2
-    profile = np.zeros((12, power.shape[1]), dtype=np.float64)
-    np.add.at(profile, (nearest.astype(int) % 12, t), weight)
-    return profile.astype(np.float32)
+    """Pitch-class profile ``(12, frames)``, index 0 = C, from interpolated spectral peaks
+    (`daemon.embed.spectral.peak_chroma`, shared with the renderer's ear)."""
+    return peak_chroma(spectrum.power, sample_rate=spectrum.sample_rate,
+                       n_fft=spectrum.n_fft, low_hz=low_hz, high_hz=high_hz)
 
 
 def key_chroma(*, y: np.ndarray) -> np.ndarray:
@@ -159,12 +140,10 @@ def key_chroma(*, y: np.ndarray) -> np.ndarray:
     return chroma(spectrum=spectrum).sum(axis=1)
 
 
-@lru_cache(maxsize=4)
 def mel_filters(*, sample_rate: int, n_fft: int, bands: int) -> np.ndarray:
-    """Triangular mel filterbank ``(bands, bins)`` (Slaney scale, as librosa defaults)."""
-    import librosa  # only the filter design; cached, so the import cost is paid once
-
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=bands).astype(np.float32)
+    """Triangular mel filterbank ``(bands, bins)`` (Slaney scale, as librosa defaults);
+    cached and read-only."""
+    return mel_filterbank(sample_rate=sample_rate, n_fft=n_fft, n_mels=bands)
 
 
 def band_ratio(*, spectrum: Spectrum, low_hz: float = 0.0, high_hz: float = np.inf) -> float:
@@ -242,20 +221,11 @@ def _width(stereo: np.ndarray) -> float:
 def _attack(mono: np.ndarray, sample_rate: int) -> float:
     """Seconds from the first sample within 40 dB of the peak until the 1 ms envelope
     first reaches half the peak (-6 dB): the rise time of the opening event."""
-    envelope, block = _millisecond_envelope(mono, sample_rate)
+    envelope, block = millisecond_envelope(mono, sample_rate)
     peak = envelope.max()
     start = int(np.argmax(envelope >= 0.01 * peak))  # -40 dB
     rise = int(np.argmax(envelope >= 0.5 * peak))
     return (rise - start) * block / sample_rate
-
-
-def _millisecond_envelope(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
-    """Peak magnitude per 1 ms block (one zero block for shorter input), and the block size."""
-    block = max(1, sample_rate // 1000)
-    usable = mono[: mono.size - mono.size % block]
-    if usable.size == 0:
-        return np.zeros(1, dtype=np.float32), block
-    return np.abs(usable).reshape(-1, block).max(axis=1), block
 
 
 def _tail_db(energy: np.ndarray) -> float:
@@ -275,24 +245,22 @@ _MEL_BANDS = 32  # enough to separate kick, snare body, hat and cymbal regions
 _VECTOR_DESCRIPTORS = ("flatness", "low_ratio", "high_ratio", "onset_rate", "width",
                        "tail_db", "temporal_centroid", "sustain", "zcr", "tonalness",
                        "pitch_classes", "hf_peakiness_db")
-_DECAY_DB = (-6.0, -20.0, -40.0)  # half level, "gone" in a mix, inaudible
-_EARLY_S = (0.05, 0.2)  # a click, a drum's body
-#: Attack (a kick's click), body (its boom), decay and tail, in seconds from the start.
-_SEGMENT_EDGES_S = (0.0, 0.05, 0.2, 0.8)
-_SEGMENT_BANDS, _SEGMENT_COEFFICIENTS = 24, 12
-_FLOOR_DB = -60.0  # segments and levels below this read as silence
-#: Bump when the vector's definition changes so cached classifiers are retrained.
+#: Bump when the vector's definition changes: cached classifiers are then refused and the
+#: shipped corpus must be rebuilt (``make corpus``; a test fails until it is).
 #: 2: added `envelope_shape` and `segment_timbre` (lmms cross-validated accuracy +6 points).
-FEATURE_VERSION = 2
+#: 3: added `timbre.band_profile`, `low_pitch_motion`, `attack_bursts`, `harmony_motion` and
+#: `texture` (issue 12's confusions).
+FEATURE_VERSION = 3
 
 
-def feature_vector(*, spectrum: Spectrum, descriptors: dict[str, float],
-                   mono: np.ndarray) -> np.ndarray:
-    """Fixed-length float32 vector for the category classifier (gain-independent).
+def feature_vector(*, spectrum: Spectrum, descriptors: dict[str, float], mono: np.ndarray,
+                   chroma_frames: np.ndarray) -> np.ndarray:
+    """Fixed-length float32 vector ``(136,)`` for the category classifier.
 
-    Mean and spread of 32 log-mel bands (relative to their own average, so gain cancels),
+    Mean of 32 log-mel bands (relative to their own average, so gain cancels),
     log-frequency shape descriptors, log duration and attack, `_VECTOR_DESCRIPTORS`, then
-    `envelope_shape` of `mono` and `segment_timbre` of `spectrum`.
+    `timbre.timbre_vector` of `spectrum`, `mono` and the ``(12, frames)`` `chroma_frames`.
+    Independent of the stem's gain.
     """
     mel = mel_filters(sample_rate=spectrum.sample_rate, n_fft=spectrum.n_fft,
                       bands=_MEL_BANDS) @ spectrum.power
@@ -301,64 +269,10 @@ def feature_vector(*, spectrum: Spectrum, descriptors: dict[str, float],
     mean = mel_db.mean(axis=1)
     logs = [np.log10(descriptors[name] + 1.0) for name in
             ("centroid_hz", "bandwidth_hz", "rolloff_hz", "duration_s", "attack_s")]
-    return np.concatenate([mean - mean.mean(), mel_db.std(axis=1), logs,
+    return np.concatenate([mean - mean.mean(), logs,
                            [descriptors[name] for name in _VECTOR_DESCRIPTORS],
-                           envelope_shape(mono=mono, sample_rate=spectrum.sample_rate),
-                           segment_timbre(spectrum=spectrum)]).astype(np.float32)
-
-
-def envelope_shape(*, mono: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Eight numbers on how the 1 ms peak envelope rises and falls.
-
-    log10 seconds (+1 ms) from the peak until the envelope first drops `_DECAY_DB` below it
-    (the remaining length if it never does) and from the first sample within 40 dB of the
-    peak to the peak; the shares of energy in the first `_EARLY_S` after that start; the
-    shares of time within 20 and 40 dB of the peak. Hats die in 50 ms, toms ring for 300,
-    bass notes hold, pads swell.
-    """
-    envelope, block = _millisecond_envelope(mono, sample_rate)
-    level_db = 20.0 * np.log10((envelope + _TINY) / (envelope.max() + _TINY))
-    peak = int(np.argmax(level_db))
-    after = level_db[peak:]
-    decays = [np.argmax(after < drop) if np.any(after < drop) else after.size
-              for drop in _DECAY_DB]
-    start = int(np.argmax(level_db > -40.0))
-    seconds = block / sample_rate  # per envelope block
-    energy = np.square(envelope[start:], dtype=np.float64)
-    early = [energy[:max(1, round(limit / seconds))].sum() / (energy.sum() + _TINY)
-             for limit in _EARLY_S]
-    return np.array([*np.log10(np.array([*decays, peak - start]) * seconds + 1e-3), *early,
-                     np.mean(level_db > -20.0), np.mean(level_db > -40.0)])
-
-
-def segment_timbre(*, spectrum: Spectrum) -> np.ndarray:
-    """Spectral shape and level of the attack, body, decay and tail of a stem (52 numbers).
-
-    The stretches start at `_SEGMENT_EDGES_S` after the first frame within 30 dB of the
-    loudest; each gives cepstral coefficients 1-12 of its mean 24-band log-mel spectrum
-    (shape only: coefficient 0, the gain, is dropped) and its mean level against the
-    loudest frame in dB. A stretch the stem does not reach reads as silence: zero shape,
-    `_FLOOR_DB`. One-shots differ most in how the spectrum moves in the first second.
-    """
-    energy = spectrum.frame_energy
-    start = int(np.argmax(energy >= 1e-3 * energy.max()))
-    mel = mel_filters(sample_rate=spectrum.sample_rate, n_fft=spectrum.n_fft,
-                      bands=_SEGMENT_BANDS) @ spectrum.power[:, start:]
-    loudest = mel.sum(axis=0).max() + _TINY
-    bounds = [round(edge * spectrum.frame_rate) for edge in _SEGMENT_EDGES_S] + [mel.shape[1]]
-    shapes, levels = [], []
-    for first, stop in zip(bounds[:-1], bounds[1:]):
-        stretch = mel[:, first:max(first + 1, stop)]
-        power = stretch.sum(axis=0).mean() if stretch.size else 0.0
-        level = 10.0 * np.log10(power / loudest + _TINY)
-        if level < _FLOOR_DB:
-            shapes.append(np.zeros(_SEGMENT_COEFFICIENTS))
-            levels.append(_FLOOR_DB)
-            continue
-        cepstrum = scipy.fft.dct(np.log10(stretch.mean(axis=1) + _TINY), norm="ortho")
-        shapes.append(cepstrum[1:_SEGMENT_COEFFICIENTS + 1])
-        levels.append(level)
-    return np.concatenate([*shapes, levels])
+                           timbre_vector(spectrum=spectrum, mono=mono,
+                                         chroma_frames=chroma_frames)]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -380,9 +294,10 @@ def prepare(*, audio: np.ndarray, sample_rate: int) -> Prepared:
                               sample_rate=sample_rate)
     mono = stereo.mean(axis=0)
     spectrum = compute_spectrum(y=mono)
-    pitch = chroma(spectrum=spectrum).sum(axis=1)
+    frames = chroma(spectrum=spectrum)
+    pitch = frames.sum(axis=1)
     descriptors = describe(spectrum=spectrum, stereo=stereo, pitch=pitch)
     return Prepared(stereo=stereo, mono=mono, spectrum=spectrum, pitch=pitch,
                     descriptors=descriptors,
                     vector=feature_vector(spectrum=spectrum, descriptors=descriptors,
-                                          mono=mono))
+                                          mono=mono, chroma_frames=frames))

@@ -2,31 +2,33 @@
 
 `ingest_kit` is the whole flow in order: claim the kit, list (and safely unpack) it,
 journal every file, analyse what is pending in a process pool, settle each result (store,
-duplicate or quarantine, each committed), then release the original from the inbox. A
+duplicate or quarantine, each committed), weigh the kit's tempo and key evidence together
+(`kitpass.settle_kit`), then release the original from the inbox. A
 SIGKILL anywhere leaves the journal consistent; running again finishes the work with no
 file lost, duplicated or analysed twice once it was settled.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from daemon import fsutil
 from daemon.config import IngestSettings, Paths
 from daemon.errors import IngestError
 from daemon.ingest import worker
-from daemon.ingest.unpack import KitEntry, UnpackLimits, kit_name, list_kit
+from daemon.ingest.analyse import AnalysisResult
+from daemon.ingest.kitpass import KitRules, settle_kit
+from daemon.ingest.unpack import KitEntry, KitListing, UnpackLimits, kit_name, list_kit
+from daemon.ingest.worker import AnalysisFailure
 from daemon.store import queries
-from daemon.store.models import IngestItem, Kit
+from daemon.store.records import JournalItem, KitRecord
 
 Progress = Callable[[int, int], None]
 
@@ -51,6 +53,7 @@ class IngestReport:
 class IngestContext:
     paths: Paths
     settings: IngestSettings
+    kit_rules: KitRules  # what the kit pass reads (`kitpass.settle_kit`)
 
 
 class Analyser:
@@ -65,9 +68,12 @@ class Analyser:
         self._init_args = (str(rules_dir), tuple(str(path) for path in classifiers))
         self._pool: ProcessPoolExecutor | None = None
         self._local_ready = False
+        self._lock = threading.Lock()  # the daemon's ingest lane and re-analysis share it
 
-    def run(self, jobs: list[tuple[str, str]]) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yield (job index, result) as results complete."""
+    def run(self, jobs: list[tuple[str, ...]]
+            ) -> Iterator[tuple[int, AnalysisResult | AnalysisFailure]]:
+        """Yield (job index, result) as results complete; a job is (file, path in kit) or,
+        re-analysing a corrected stem, (file, path in kit, the user's category)."""
         if self.workers == 1 or len(jobs) <= 1:
             if not self._local_ready:
                 worker.init_worker(*self._init_args, parent_pid=None)
@@ -86,15 +92,16 @@ class Analyser:
             self._pool = None
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn: workers start clean, not forked from the daemon's threads, and are our
-            # direct children, so `init_worker` can tie their life to ours (a forkserver
-            # and its workers outlived a SIGKILLed parent in measurement).
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
-                                             initializer=worker.init_worker,
-                                             initargs=(*self._init_args, os.getpid()))
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                # spawn: workers start clean, not forked from the daemon's threads, and are
+                # our direct children, so `init_worker` can tie their life to ours (a
+                # forkserver and its workers outlived a SIGKILLed parent in measurement).
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
+                                                 initializer=worker.init_worker,
+                                                 initargs=(*self._init_args, os.getpid()))
+            return self._pool
 
 
 def ingest_kit(path: Path, *, context: IngestContext, analyser: Analyser,
@@ -111,6 +118,8 @@ def ingest_kit(path: Path, *, context: IngestContext, analyser: Analyser,
     pending = queries.pending_items(kit)
     report = IngestReport(kit=kit.name, junk=len(listing.junk), skipped=len(listing.skipped))
     _process(pending, entries, kit, context, analyser, report, on_progress)
+    # Before the original leaves the inbox: a kill until then resumes the kit, and this.
+    settle_kit(kit.name, library=context.paths.library, rules=context.kit_rules)
     fsutil.remove_entry(context.paths.staging / kit_name(path))
     fsutil.remove_entry(path)
     queries.finish_kit(kit)
@@ -124,7 +133,7 @@ def source_kind(path: Path) -> str:
     return "zip" if path.suffix.lower() == ".zip" else "file"
 
 
-def _list_or_quarantine(path: Path, kit: Kit, context: IngestContext):
+def _list_or_quarantine(path: Path, kit: KitRecord, context: IngestContext) -> KitListing:
     limits = UnpackLimits(max_entries=context.settings.max_entries,
                           max_entry_bytes=context.settings.max_entry_bytes,
                           max_total_bytes=context.settings.max_total_bytes,
@@ -138,9 +147,12 @@ def _list_or_quarantine(path: Path, kit: Kit, context: IngestContext):
         fsutil.remove_entry(context.paths.staging / kit_name(path))
         fsutil.move_atomic(path, dest)
         raise
+    except OSError:  # a full or read-only library: the kit stays; free what staging took
+        fsutil.remove_entry(context.paths.staging / kit_name(path))
+        raise
 
 
-def _process(pending: list[IngestItem], entries: dict[str, KitEntry], kit: Kit,
+def _process(pending: list[JournalItem], entries: dict[str, KitEntry], kit: KitRecord,
              context: IngestContext, analyser: Analyser, report: IngestReport,
              on_progress: Progress | None) -> None:
     """Settle every pending item: analyse what needs it, then store or quarantine."""
@@ -149,75 +161,68 @@ def _process(pending: list[IngestItem], entries: dict[str, KitEntry], kit: Kit,
         entry = entries.get(item.rel_path)
         if entry is None:
             queries.set_state(item, "skipped", reason="vanished before it was ingested")
-        elif item.state == "analysed":
-            _settle(item, entry, json.loads(item.analysis), kit, context, report)
-        elif _is_duplicate(item, entry):
-            continue
-        else:
+        elif item.analysis is not None:  # analysed before a crash: store, do not analyse
+            _store(item, entry, kit, context)
+        elif (hashed := _hash_unless_duplicate(item, entry)) is not None:
             jobs.append((str(entry.source), entry.rel_path))
-            waiting.append((item, entry))
+            waiting.append((hashed, entry))
     queries.count_attempts([item for item, _ in waiting])
     done = len(pending) - len(jobs)
     if on_progress:
         on_progress(done, len(pending))
     for index, result in analyser.run(jobs):
         item, entry = waiting[index]
-        if result["ok"]:
-            queries.set_state(item, "analysed", analysis=json.dumps(result))
-        _settle(item, entry, result, kit, context, report)
+        if isinstance(result, AnalysisFailure):
+            _quarantine(item, entry, result, kit, context, report)
+        else:
+            _store(queries.set_state(item, "analysed", analysis=result.to_columns()), entry,
+                   kit, context)
         done += 1
         if on_progress:
             on_progress(done, len(pending))
 
 
-def _is_duplicate(item: IngestItem, entry: KitEntry) -> bool:
-    """Hash the file; record and report True when its content is already a stem."""
+def _hash_unless_duplicate(item: JournalItem, entry: KitEntry) -> JournalItem | None:
+    """Hash the file and journal the hash; None (journalled as a duplicate) when its
+    content is already a stem."""
     content_hash = fsutil.hash_file(entry.source)
-    existing = queries.stem_by_hash(content_hash)
+    existing = queries.stem_id_by_hash(content_hash)
     if existing is None:
-        queries.set_state(item, item.state, content_hash=content_hash)
-        return False
-    queries.set_state(item, "duplicate", content_hash=content_hash, stem=existing.id,
-                      reason=f"same content as stem {existing.id}")
-    return True
+        return queries.set_state(item, item.state, content_hash=content_hash)
+    queries.set_state(item, "duplicate", content_hash=content_hash, stem_id=existing,
+                      reason=f"same content as stem {existing}")
+    return None
 
 
-def _settle(item: IngestItem, entry: KitEntry, result: dict[str, Any], kit: Kit,
-            context: IngestContext, report: IngestReport) -> None:
-    """Store an analysed file, or quarantine a failed one; commit the outcome."""
-    if not result["ok"]:
-        reason = f"{result['reason']}: {result['detail']}"
-        _quarantine_file(entry, kit, context.paths, reason)
-        queries.set_state(item, "quarantined", reason=reason)
-        report.errors.append(f"{kit.name}/{entry.rel_path}: {reason}")
-        return
+def _store(item: JournalItem, entry: KitEntry, kit: KitRecord,
+           context: IngestContext) -> None:
+    """Copy an analysed file into the library and commit its stem row (or, when an
+    identical file was stored first in this same run, journal it as a duplicate)."""
     content_hash = item.content_hash or fsutil.hash_file(entry.source)
-    existing = queries.stem_by_hash(content_hash)
-    if existing is not None:  # an identical file settled first in this same run
-        queries.set_state(item, "duplicate", stem=existing.id,
-                          reason=f"same content as stem {existing.id}")
+    existing = queries.stem_id_by_hash(content_hash)
+    if existing is not None:
+        queries.set_state(item, "duplicate", stem_id=existing,
+                          reason=f"same content as stem {existing}")
         return
     stored = Path("stems") / kit.name / entry.rel_path
     fsutil.copy_atomic(entry.source, context.paths.library / stored)
-    values = dict(result["values"], stored_path=stored.as_posix(), content_hash=content_hash,
-                  embedding=_vector_bytes(result["embedding"]),
-                  features=_vector_bytes(result["features"]),
-                  embedding_model=result["embedding_model"])
-    queries.commit_stem(item, values)
+    queries.commit_stem(item, item.analysis, stored_path=stored.as_posix(),
+                        content_hash=content_hash)
 
 
-def _quarantine_file(entry: KitEntry, kit: Kit, paths: Paths, reason: str) -> None:
-    dest = paths.quarantine / kit.name / entry.rel_path
+def _quarantine(item: JournalItem, entry: KitEntry, failure: AnalysisFailure,
+                kit: KitRecord, context: IngestContext, report: IngestReport) -> None:
+    """Keep a copy of a file that cannot be a stem, with the reason beside it."""
+    reason = f"{failure.reason}: {failure.detail}"
+    dest = context.paths.quarantine / kit.name / entry.rel_path
     fsutil.write_text_atomic(dest.with_name(dest.name + ".reason.txt"),
-                            f"{entry.rel_path}: {reason}\n")
+                             f"{entry.rel_path}: {reason}\n")
     fsutil.copy_atomic(entry.source, dest)
+    queries.set_state(item, "quarantined", reason=reason)
+    report.errors.append(f"{kit.name}/{entry.rel_path}: {reason}")
 
 
-def _vector_bytes(values: list[float]) -> bytes:
-    return np.asarray(values, dtype=np.float32).tobytes()
-
-
-def _count_outcomes(kit: Kit, report: IngestReport) -> None:
+def _count_outcomes(kit: KitRecord, report: IngestReport) -> None:
     counts = queries.item_states(kit)
     report.stored = counts.get("stored", 0)
     report.duplicates = counts.get("duplicate", 0)

@@ -1,17 +1,17 @@
 """The analysis step that runs in pool processes: decode → analyse → embed, no I/O else.
 
 Workers load the analysis rules and the category classifier once (`init_worker`) and then
-turn one file into a JSON-ready result dict. Errors come back as data (reason and detail)
-so the pipeline, the one boundary per file, decides about quarantine.
+turn one file into an `AnalysisResult`. Errors come back as data (`AnalysisFailure`) so
+the pipeline, the one boundary per file, decides about quarantine.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from daemon.embed.features import FEATURES_MODEL, embed_features
 from daemon.errors import AnalysisError, IngestError, TraumError
-from daemon.ingest.analyse import analyse_stem
+from daemon.ingest.analyse import AnalysisResult, analyse_stem
 from daemon.ingest.classify import CategoryClassifier
 from daemon.ingest.probe import decode_audio
 from daemon.ingest.rules import load_analysis_rules
@@ -65,46 +65,33 @@ def _die_with_parent(parent_pid: int) -> None:
             os._exit(1)
 
 
-def analyse_file(source: str, rel_path: str) -> dict[str, Any]:
-    """Analyse one file; return ``{"ok": True, ...fields}`` or ``{"ok": False, reason, detail}``.
+@dataclass(frozen=True)
+class AnalysisFailure:
+    """Why a file cannot become a stem: a short `reason` word and the `detail`."""
 
-    Only `TraumError`s become error results; anything else is a bug and propagates.
+    reason: str
+    detail: str
+
+
+def analyse_file(source: str, rel_path: str,
+                 category: str | None = None) -> AnalysisResult | AnalysisFailure:
+    """Analyse one file into its `AnalysisResult` (with the search vector), or say why not;
+    `category` is the user's correction, when re-analysing a corrected stem.
+
+    Only `TraumError`s become failures; anything else is a bug and propagates.
     """
     path = Path(source)
     try:
         decoded = decode_audio(path)
         analysis = analyse_stem(decoded.audio, decoded.sample_rate, name=rel_path,
-                                rules=_STATE["rules"], classifier=_classifier())
+                                rules=_STATE["rules"], classifier=_classifier(),
+                                category=category)
         vector = embed_features(y=decoded.audio, sample_rate=decoded.sample_rate)
     except IngestError as exc:
-        return {"ok": False, "reason": exc.reason, "detail": exc.detail or str(exc)}
+        return AnalysisFailure(exc.reason, exc.detail or str(exc))
     except AnalysisError as exc:
-        return {"ok": False, "reason": str(exc).split(":")[0] or "analysis", "detail": str(exc)}
+        return AnalysisFailure(str(exc).split(":")[0] or "analysis", str(exc))
     except TraumError as exc:
-        return {"ok": False, "reason": "analysis", "detail": str(exc)}
-    return {"ok": True, "values": analysis_values(analysis, rel_path),
-            "embedding": np.asarray(vector, np.float32).tolist(),
-            "features": np.asarray(analysis.features, np.float32).tolist(),
-            "embedding_model": FEATURES_MODEL}
-
-
-def analysis_values(analysis: Any, rel_path: str) -> dict[str, Any]:
-    """Column values of the `stem` row for one analysis (paths and hash added later)."""
-    return {
-        "rel_path": rel_path, "category": analysis.category,
-        "category_confidence": float(analysis.category_confidence),
-        "category_source": analysis.category_source, "kind": analysis.kind,
-        "bpm": _maybe(analysis.bpm), "bpm_confidence": float(analysis.bpm_confidence),
-        "bpm_source": analysis.bpm_source, "musical_key": analysis.key,
-        "key_confidence": float(analysis.key_confidence), "key_source": analysis.key_source,
-        "duration": float(analysis.duration), "sample_rate": int(analysis.sample_rate),
-        "channels": int(analysis.channels), "lufs": _maybe(analysis.lufs),
-        "peak_db": float(analysis.peak_db), "rms_db": float(analysis.rms_db),
-        "crest_db": float(analysis.crest_db), "tags": json.dumps(list(analysis.tags)),
-        "descriptors": json.dumps({k: round(float(v), 6)
-                                   for k, v in analysis.descriptors.items()}),
-    }
-
-
-def _maybe(value: float | None) -> float | None:
-    return None if value is None else float(value)
+        return AnalysisFailure("analysis", str(exc))
+    return replace(analysis, embedding=np.asarray(vector, np.float32),
+                   embedding_model=FEATURES_MODEL)

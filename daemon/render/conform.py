@@ -3,15 +3,18 @@
 Loops are time-stretched to the plan's tempo and pitch-shifted to its key with Rubber Band
 (through pedalboard) and cut to a whole number of bars, sample-exact. One-shots keep their
 timing and are only pitch-shifted. Results are cached as ``.npy`` files in the cache folder,
-keyed by the stem's content hash and every parameter, so a second render skips the work.
+keyed by the stem's content hash and every parameter, so a second render skips the work;
+`prune_cache` keeps the folder within ``render.cache_max_mb``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +24,8 @@ import soundfile
 import soxr
 from pedalboard.io import AudioFile
 
+from daemon import fsutil
+from daemon.categories import CategoryRule, CategoryTable
 from daemon.compose.plan import BEATS_PER_BAR
 from daemon.errors import RenderError
 from daemon.store.records import StemRecord
@@ -28,14 +33,12 @@ from daemon.store.records import StemRecord
 log = logging.getLogger(__name__)
 
 CONFORM_VERSION = 1  # bump when the processing changes, so stale cache files are ignored
+_CACHE_PREFIX = "conform-"
 ONESHOT_MAX_SECONDS = 30.0  # longer one-shots (drones, long risers) are cut here
 ONESHOT_FADE_SECONDS = 0.003  # 3 ms: a file that ends abruptly must not click
 SEAM_SECONDS = 0.01  # splice crossfade inside a stretched loop (and the splice grid)
 LENGTH_TRUST = 0.02  # a loop's length beats its analysed tempo if they agree within 2 %
 CALIBRATION_BURSTS = 24  # 6 s of bursts: the measured tempo error is good to ~5e-6
-#: Rubber Band transient handling per category (see `transient_mode`).
-PERCUSSIVE = frozenset({"kick", "snare", "clap", "hihat", "cymbal", "perc", "tom", "drum_loop"})
-SUSTAINED = frozenset({"pad", "atmo", "chord", "keys", "vocal", "drone"})
 
 
 def read_audio(path: Path, *, sample_rate: int) -> np.ndarray:
@@ -78,14 +81,16 @@ def loop_geometry(stem: StemRecord, source_bpm: float) -> tuple[int, int, float]
 
 
 def conform_loop(stem: StemRecord, *, source_bpm: float, plan_bpm: float, semitones: int,
-                 sample_rate: int, cache_dir: Path) -> tuple[np.ndarray, float]:
+                 sample_rate: int, cache_dir: Path,
+                 categories: CategoryTable) -> tuple[np.ndarray, float]:
     """Return the loop stretched to `plan_bpm`, shifted by `semitones` and cut to its whole
     bars (exactly ``round(bars * 240 / plan_bpm * sample_rate)`` samples), and the speed ratio
-    applied."""
+    applied. `categories` says how the stem's category is stretched (`transient_mode`)."""
     beats, bars, tempo = loop_geometry(stem, source_bpm)
     ratio = plan_bpm / tempo
+    mode = transient_mode(categories[stem.category])
     key = ("loop", stem.content_hash, sample_rate, round(plan_bpm, 6), round(tempo, 6),
-           semitones, beats, bars, transient_mode(stem.category), CONFORM_VERSION)
+           semitones, beats, bars, mode, CONFORM_VERSION)
 
     def compute() -> np.ndarray:
         audio = read_audio(stem.path, sample_rate=sample_rate)
@@ -98,25 +103,26 @@ def conform_loop(stem: StemRecord, *, source_bpm: float, plan_bpm: float, semito
         # processed like its middle; then splice the seam (see `_splice_head`).
         context = min(period.shape[1], round(60.0 / tempo * sample_rate))
         extended = np.concatenate([period[:, -context:], period, period[:, :context]], axis=1)
-        stretched = _stretch(stem, extended, sample_rate, ratio, semitones)
+        stretched = _stretch(stem, extended, sample_rate, ratio, semitones, mode)
         start = round(context / ratio)
         return _splice_head(stretched, start=start, length=target, sample_rate=sample_rate)
 
     return cached(cache_dir, key, compute), ratio
 
 
-def conform_oneshot(stem: StemRecord, *, semitones: int, sample_rate: int,
-                    cache_dir: Path) -> np.ndarray:
+def conform_oneshot(stem: StemRecord, *, semitones: int, sample_rate: int, cache_dir: Path,
+                    categories: CategoryTable) -> np.ndarray:
     """Return the one-shot at `sample_rate`, pitch-shifted by `semitones` (timing kept), cut to
-    `ONESHOT_MAX_SECONDS` and faded out over its last 3 ms."""
-    key = ("oneshot", stem.content_hash, sample_rate, semitones, transient_mode(stem.category),
-           CONFORM_VERSION)
+    `ONESHOT_MAX_SECONDS` and faded out over its last 3 ms. `categories` says how the stem's
+    category is pitch-shifted (`transient_mode`)."""
+    mode = transient_mode(categories[stem.category])
+    key = ("oneshot", stem.content_hash, sample_rate, semitones, mode, CONFORM_VERSION)
 
     def compute() -> np.ndarray:
         audio = read_audio(stem.path, sample_rate=sample_rate)
         audio = audio[:, :round(ONESHOT_MAX_SECONDS * sample_rate)]
         if semitones:
-            audio = _stretch(stem, audio, sample_rate, 1.0, semitones)
+            audio = _stretch(stem, audio, sample_rate, 1.0, semitones, mode)
         fade = min(audio.shape[1], max(1, round(ONESHOT_FADE_SECONDS * sample_rate)))
         audio[:, audio.shape[1] - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
         return audio
@@ -124,47 +130,96 @@ def conform_oneshot(stem: StemRecord, *, semitones: int, sample_rate: int,
     return cached(cache_dir, key, compute)
 
 
-def cached(cache_dir: Path, key: tuple, compute) -> np.ndarray:
+def cache_path(cache_dir: Path, key: tuple) -> Path:
+    """The cache file for `key`: ``conform-v<CONFORM_VERSION>-<hash of key>.npy``, so files
+    of an older conform version are recognised (and pruned first) by name alone."""
+    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
+    return Path(cache_dir) / f"{_CACHE_PREFIX}v{CONFORM_VERSION}-{digest}.npy"
+
+
+def cached(cache_dir: Path, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
     """Load the array cached under `key`, or compute, store (atomically) and return it.
 
     The cache only saves time: a damaged entry is recomputed, an unwritable folder is logged
-    and skipped."""
-    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
-    path = Path(cache_dir) / f"conform-{digest}.npy"
+    and skipped. A hit sets the file's modification time, which `prune_cache` reads as
+    last use (access times are not kept on relatime or noatime mounts)."""
+    path = cache_path(cache_dir, key)
     if path.is_file():
         try:
             audio = np.load(path, allow_pickle=False)
             if audio.ndim == 2 and audio.shape[0] == 2 and audio.dtype == np.float32:
+                with contextlib.suppress(OSError):  # a read-only cache still serves
+                    os.utime(path)
                 return audio
         except (OSError, ValueError):
             pass  # a damaged cache file is recomputed and replaced
     audio = np.ascontiguousarray(compute(), dtype=np.float32)
     try:
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=cache_dir, prefix=".conform-", suffix=".tmp")
-    except OSError as exc:
-        log.warning("%s: conform cache not writable (%s); rendering without it", cache_dir, exc)
-        return audio
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, audio)
-        os.replace(temp, path)
+        with fsutil.atomic_output(path) as temp, open(temp, "wb") as stream:
+            np.save(stream, audio)  # a stream: np.save would append ".npy" to a path
     except OSError as exc:  # a full disk slows the next render, it does not fail this one
-        Path(temp).unlink(missing_ok=True)
         log.warning("%s: cannot write the conform cache: %s", path, exc)
     return audio
 
 
-def transient_mode(category: str) -> str:
-    """Rubber Band's transient handling for a category: drums stay crisp, pads and
-    atmospheres smooth (no phase resets that tick in sustained tones), the rest mixed."""
-    if category in PERCUSSIVE:
+@dataclass(frozen=True)
+class PrunedFile:
+    """A cache file `prune_cache` deleted, its size in bytes and why."""
+
+    path: Path
+    size: int
+    reason: str  # "stale version" | "least recently used"
+
+
+def prune_cache(cache_dir: Path, max_bytes: int) -> list[PrunedFile]:
+    """Delete conform cache files until the rest take at most `max_bytes`.
+
+    Files of another conform version go first (no render reads them again), then the
+    least recently used (oldest modification time; `cached` sets it on every hit). Other
+    files in the folder (the classifier, caches of other tools) are not touched.
+    Returns what was deleted, in order.
+    """
+    current, stale = [], []
+    for path in Path(cache_dir).glob(f"{_CACHE_PREFIX}*.npy"):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # removed meanwhile
+        fresh = path.name.startswith(f"{_CACHE_PREFIX}v{CONFORM_VERSION}-")
+        (current if fresh else stale).append((stat.st_mtime_ns, path.name, path, stat.st_size))
+    doomed = [(path, size, "stale version") for _, _, path, size in sorted(stale)]
+    total = sum(size for *_, size in current)
+    for _, _, path, size in sorted(current):
+        if total <= max_bytes:
+            break
+        doomed.append((path, size, "least recently used"))
+        total -= size
+    return [PrunedFile(path, size, reason) for path, size, reason in doomed
+            if _unlink(path)]
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False  # another process pruned it first
+    except OSError as exc:
+        log.warning("%s: cannot prune the conform cache: %s", path, exc)
+        return False
+    return True
+
+
+def transient_mode(traits: CategoryRule) -> str:
+    """Rubber Band's transient handling for a category: ``percussive`` ones (drums) stay
+    crisp, ``sustained`` ones (pads, atmospheres) smooth (no phase resets that tick in long
+    tones), the rest mixed."""
+    if traits.percussive:
         return "crisp"
-    return "smooth" if category in SUSTAINED else "mixed"
+    return "smooth" if traits.sustained else "mixed"
 
 
 def _stretch(stem: StemRecord, audio: np.ndarray, sample_rate: int, ratio: float,
-             semitones: int) -> np.ndarray:
+             semitones: int, mode: str) -> np.ndarray:
     """Rubber Band through pedalboard (a ratio above 1 plays faster, shorter), with its time
     map corrected: the stretcher's hop sizes are whole samples, so the tempo it really
     delivers drifts from the one asked for (0.06-0.2 %, up to 12 ms over a 4-bar loop). The
@@ -174,7 +229,7 @@ def _stretch(stem: StemRecord, audio: np.ndarray, sample_rate: int, ratio: float
         stretched = pedalboard.time_stretch(audio, float(sample_rate),
                                             stretch_factor=float(ratio),
                                             pitch_shift_in_semitones=float(semitones),
-                                            transient_mode=transient_mode(stem.category))
+                                            transient_mode=mode)
     except (RuntimeError, ValueError) as exc:
         raise RenderError(f"{stem.path}: time-stretch failed: {exc}") from exc
     slope, offset = _time_map(float(ratio), int(semitones), int(sample_rate))

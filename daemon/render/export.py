@@ -1,19 +1,20 @@
-"""WAV files with section cue markers, and the JSON report, written atomically.
+"""WAV files with section cue markers, and JSON, written atomically (`daemon.fsutil`).
 
 The RIFF is written by hand so it can carry markers a DAW shows: a ``cue `` chunk with one
 cue point per section start and a ``LIST``/``adtl`` chunk with a ``labl`` name for each.
-Layout: ``RIFF/WAVE`` → ``fmt `` → (``fact``) → ``cue `` → ``LIST`` → ``data``. Audio streams in
-blocks into a temporary file in the target folder, which replaces the target only when
-complete, so a reader never sees half a file.
+Layout: ``RIFF/WAVE`` → ``fmt `` → (``fact``) → ``cue `` → ``LIST`` → ``data``. `WavWriter`
+streams blocks into a temporary file beside the target, which replaces it only when complete,
+so a reader never sees half a file. `write_wav_stream` writes into a stream that cannot seek
+(a member of a zip file), so it needs the length up front.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,6 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from daemon.errors import RenderError
+from daemon.fsutil import atomic_output, write_text_atomic
 
 PCM, IEEE_FLOAT = 1, 3  # WAVE format tags
 BLOCK = 1 << 18  # frames converted per write when writing a whole array
@@ -43,17 +45,20 @@ class WavWriter:
 
     def __init__(self, path: Path, *, sample_rate: int, bit_depth: int = 24, channels: int = 2,
                  cues: Sequence[Cue] = ()) -> None:
-        if bit_depth not in (16, 24, 32):
-            raise RenderError(f"{path}: unsupported bit depth {bit_depth} (use 16, 24 or 32)")
+        _check_depth(path, bit_depth)
         self.path = Path(path)
         self.sample_rate, self.bit_depth, self.channels = sample_rate, bit_depth, channels
         self.frames = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
-                                        suffix=".tmp")
-        self._temp = Path(temp)
-        self._stream: BinaryIO = os.fdopen(handle, "wb")
-        self._stream.write(_header(sample_rate, bit_depth, channels, cues))
+        self._exit = contextlib.ExitStack()
+        try:
+            temp = self._exit.enter_context(atomic_output(self.path))
+            # The stream lives as long as the writer; the exit stack closes it.
+            self._stream: BinaryIO = self._exit.enter_context(open(temp, "wb"))  # noqa: SIM115
+            self._stream.write(wav_header(sample_rate=sample_rate, bit_depth=bit_depth,
+                                          channels=channels, cues=cues, frames=0))
+        except OSError as exc:
+            self._exit.close()
+            raise RenderError(f"{self.path}: cannot write: {exc.strerror or exc}") from exc
         self._data_at = self._stream.tell()  # first byte of the audio
 
     def __enter__(self) -> WavWriter:
@@ -67,12 +72,17 @@ class WavWriter:
 
     def write(self, block: np.ndarray) -> None:
         """Append ``(channels, n)`` float samples (clipped to full scale for PCM)."""
-        self._stream.write(_encode(block, self.bit_depth))
+        self._stream.write(encode_frames(block, self.bit_depth))
         self.frames += block.shape[1]
 
     def write_silence(self, frames: int) -> None:
-        for start in range(0, max(0, frames), BLOCK):
-            self.write(np.zeros((self.channels, min(BLOCK, frames - start)), dtype=np.float32))
+        """Append `frames` frames of silence. Silence is zero bytes in every supported format,
+        so it is skipped over rather than written: the file gets a hole, which reads as zeros
+        and, on filesystems with sparse files, costs no disk writes (long lane exports are
+        mostly silence)."""
+        if frames > 0:
+            self._stream.seek(frames * self.channels * self.bit_depth // 8, os.SEEK_CUR)
+            self.frames += frames
 
     def close(self) -> None:
         """Fill in the sizes, flush to disk and move the file into place."""
@@ -80,6 +90,7 @@ class WavWriter:
             data_bytes = self._stream.tell() - self._data_at
             if data_bytes % 2:
                 self._stream.write(b"\0")  # RIFF chunks are padded to an even size
+            self._stream.truncate()  # the file ends here, also after trailing silence
             riff_bytes = self._stream.tell() - 8
             self._stream.seek(4)
             self._stream.write(struct.pack("<I", riff_bytes))
@@ -88,17 +99,16 @@ class WavWriter:
             if self.bit_depth == 32:
                 self._stream.seek(_FACT_AT)
                 self._stream.write(struct.pack("<I", self.frames))
-            self._stream.flush()
-            os.fsync(self._stream.fileno())
-            self._stream.close()
-            os.replace(self._temp, self.path)
+            self._exit.close()  # closes the file, then fsyncs and renames it into place
         except OSError as exc:
             self.abort()
-            raise RenderError(f"{self.path}: cannot write: {exc}") from exc
+            raise RenderError(f"{self.path}: cannot write: {exc.strerror or exc}") from exc
 
     def abort(self) -> None:
-        self._stream.close()
-        self._temp.unlink(missing_ok=True)
+        """Remove the temporary file; the target stays as it was."""
+        # Unwinding the stack with an exception closes the stream and makes `atomic_output`
+        # delete its temp file instead of renaming it.
+        self._exit.__exit__(RenderError, RenderError(f"{self.path}: aborted"), None)
 
 
 def write_wav(path: Path, audio: np.ndarray, *, sample_rate: int, bit_depth: int = 24,
@@ -108,6 +118,30 @@ def write_wav(path: Path, audio: np.ndarray, *, sample_rate: int, bit_depth: int
                    channels=audio.shape[0], cues=cues) as writer:
         for start in range(0, audio.shape[1], BLOCK):
             writer.write(audio[:, start:start + BLOCK])
+
+
+def write_wav_stream(stream: BinaryIO, blocks: Iterable[np.ndarray], *, frames: int,
+                     sample_rate: int, bit_depth: int, channels: int = 2) -> None:
+    """Write a WAV of exactly `frames` frames from ``(channels, n)`` float `blocks` into a
+    stream that need not seek (the sizes are known up front).
+
+    Raises
+    ------
+    RenderError
+        The blocks hold more or fewer than `frames` frames.
+    """
+    _check_depth(getattr(stream, "name", "stream"), bit_depth)
+    stream.write(wav_header(sample_rate=sample_rate, bit_depth=bit_depth, channels=channels,
+                            frames=frames))
+    written = 0
+    for block in blocks:
+        stream.write(encode_frames(block, bit_depth))
+        written += block.shape[1]
+    if written != frames:
+        raise RenderError(f"{getattr(stream, 'name', 'stream')}: {written} frames written, "
+                          f"{frames} announced")
+    if (frames * channels * bit_depth // 8) % 2:
+        stream.write(b"\0")
 
 
 def read_cues(path: Path) -> list[Cue]:
@@ -133,30 +167,28 @@ def read_cues(path: Path) -> list[Cue]:
 
 def write_json(path: Path, data: Any) -> None:
     """Write `data` as indented UTF-8 JSON, atomically."""
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, ensure_ascii=False)
-            stream.write("\n")
-        os.replace(temp, path)
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        write_text_atomic(Path(path), text)
     except (OSError, TypeError, ValueError) as exc:
-        Path(temp).unlink(missing_ok=True)
         raise RenderError(f"{path}: cannot write the report: {exc}") from exc
 
 
 _FACT_AT = 12 + 8 + 18 + 8  # byte offset of the fact chunk's frame count (float files)
 
 
-def _header(sample_rate: int, bit_depth: int, channels: int, cues: Sequence[Cue]) -> bytes:
-    """RIFF header up to and including the data chunk's id and (placeholder) size."""
+def wav_header(*, sample_rate: int, bit_depth: int, channels: int, frames: int,
+               cues: Sequence[Cue] = ()) -> bytes:
+    """RIFF header up to and including the data chunk's id and size, for `frames` frames
+    (0 when the length is not known yet: `WavWriter` fills the sizes in at the end)."""
     block_align = channels * bit_depth // 8
     tag = IEEE_FLOAT if bit_depth == 32 else PCM
     fmt = struct.pack("<HHIIHH", tag, channels, sample_rate, sample_rate * block_align,
                       block_align, bit_depth)
     parts = []
     if tag == IEEE_FLOAT:  # non-PCM formats carry cbSize and a fact chunk
-        parts += [_chunk(b"fmt ", fmt + struct.pack("<H", 0)), _chunk(b"fact", b"\0" * 4)]
+        parts += [_chunk(b"fmt ", fmt + struct.pack("<H", 0)),
+                  _chunk(b"fact", struct.pack("<I", frames))]
     else:
         parts.append(_chunk(b"fmt ", fmt))
     if cues:
@@ -166,8 +198,10 @@ def _header(sample_rate: int, bit_depth: int, channels: int, cues: Sequence[Cue]
         labels = b"".join(_chunk(b"labl", struct.pack("<I", ident) + cue.label.encode() + b"\0")
                           for ident, cue in enumerate(cues, 1))
         parts.append(_chunk(b"LIST", b"adtl" + labels))
-    body = b"WAVE" + b"".join(parts) + b"data" + b"\0" * 4
-    return b"RIFF" + b"\0" * 4 + body
+    data_bytes = frames * block_align
+    body = b"WAVE" + b"".join(parts) + b"data" + struct.pack("<I", data_bytes)
+    riff_bytes = len(body) + data_bytes + data_bytes % 2
+    return b"RIFF" + struct.pack("<I", riff_bytes) + body
 
 
 def _chunk(chunk_id: bytes, body: bytes) -> bytes:
@@ -198,13 +232,25 @@ def _sub_chunks(data: bytes):
         offset += 8 + size + (size % 2)
 
 
-def _encode(block: np.ndarray, bit_depth: int) -> bytes:
-    """Interleave and encode float samples as little-endian PCM or float32."""
-    frames = np.ascontiguousarray(block.T)
+def encode_frames(block: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Interleave and encode ``(channels, n)`` float samples as little-endian PCM (clipped to
+    full scale) or float32. Returns the bytes as a flat uint8 array, which any stream writes
+    without another copy."""
+    channels, count = block.shape
     if bit_depth == 32:
-        return frames.astype("<f4").tobytes()
+        return np.ascontiguousarray(block.T, dtype="<f4").reshape(-1).view(np.uint8)
     scale = float(2 ** (bit_depth - 1))
-    ints = np.clip(np.rint(frames * scale), -scale, scale - 1).astype("<i4")
+    scaled = block * np.float32(scale)  # the one temporary; the rest works in place
+    np.clip(scaled, -scale, scale - 1, out=scaled)
+    ints = np.rint(scaled, out=scaled).astype("<i4")
     if bit_depth == 16:
-        return ints.astype("<i2").tobytes()
-    return ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+        return np.ascontiguousarray(ints.T, dtype="<i2").reshape(-1).view(np.uint8)
+    # 24-bit: the three low bytes of each little-endian int32, interleaved by frame.
+    packed = np.empty((count, channels, 3), dtype=np.uint8)
+    packed[...] = ints.view(np.uint8).reshape(channels, count, 4)[:, :, :3].transpose(1, 0, 2)
+    return packed.reshape(-1)
+
+
+def _check_depth(path: object, bit_depth: int) -> None:
+    if bit_depth not in (16, 24, 32):
+        raise RenderError(f"{path}: unsupported bit depth {bit_depth} (use 16, 24 or 32)")

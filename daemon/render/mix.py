@@ -1,47 +1,43 @@
 """Mix regions into one stereo bus: gain staging, energy, fades, sidechain, transitions.
 
-Each lane is gain-staged to a loudness target for its category (`CATEGORY_LOUDNESS`,
-measured on the first bars it plays), then scaled by each section's energy. A region's gain
-is a piecewise-linear envelope: short fades at its edges so nothing clicks, a one-bar fade-in
-for sustained layers entering outside a drop, smooth ramps where the energy changes.
-Sustained lanes duck under the kick when sidechaining is on. Regions are processed one at a
-time and added to the bus in blocks, so only the bus is ever held at full length.
+Each lane is gain-staged to its category's ``loudness`` (measured on the first bars it plays),
+then scaled by each section's energy. A region's gain is a piecewise-linear envelope: short
+fades at its edges so nothing clicks, a one-bar fade-in for ``sustained`` layers entering
+outside a drop, smooth ramps where the energy changes. Lanes of ``ducked`` categories duck
+under the kick when sidechaining is on. The traits come from rules/categories.toml through
+`Region.traits`. Regions are processed one at a
+time, so only the bus is ever held at full length; `stage_region` is the one place a region
+reaches mix level, so an exported lane is rendered exactly as it was mixed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import groupby
-from pathlib import Path
 
 import numpy as np
 from scipy.signal import sosfilt
 
 from daemon.compose.plan import Plan
 from daemon.config import RenderSettings
-from daemon.render.export import WavWriter
+from daemon.render.groove import kick_loudness, lane_target
 from daemon.render.master import integrated_loudness
 from daemon.render.patterns import GenrePattern
-from daemon.render.sequence import Grid, Region, drop_sections, kick_positions, render_region
+from daemon.render.sections import drop_sections
+from daemon.render.sequence import (
+    Grid,
+    Region,
+    instrument_for,
+    kick_positions,
+    render_region,
+)
 
-#: Pre-master loudness of a lane playing alone (LUFS): kick and bass carry the track,
-#: hats and atmospheres sit underneath. Mastering moves the whole mix afterwards.
-CATEGORY_LOUDNESS = {"kick": -12.0, "drum_loop": -13.0, "bass": -14.0, "snare": -17.0,
-                     "clap": -17.0, "hihat": -22.0, "open_hat": -23.0, "cymbal": -24.0,
-                     "perc": -21.0, "tom": -20.0, "chord": -19.0, "stab": -19.0,
-                     "keys": -19.0, "pad": -21.0, "synth": -18.0, "lead": -17.0,
-                     "arp": -20.0, "pluck": -20.0, "vocal": -17.0, "atmo": -24.0, "fx": -22.0}
-DEFAULT_LOUDNESS = -20.0
 MAX_LANE_GAIN_DB = 24.0  # a stem needing more than this is nearly silent: do not blow it up
 PROBE_BARS = 8  # bars measured to gain-stage a lane
 ENERGY_RANGE_DB = 6.0  # a section at energy 0 plays this much quieter than one at energy 1
 EDGE_FADE_SECONDS = 0.005  # every region edge: long enough to never click, short for drums
 SECTION_RAMP_SECONDS = 0.02  # level change between two sections inside one region
 LAYER_FADE_BARS = 1.0  # sustained layers entering outside a drop fade in over a bar
-SUSTAINED = frozenset({"pad", "atmo", "chord", "keys", "vocal", "drone"})
-DUCKED = frozenset({"bass", "pad", "atmo", "chord", "keys", "synth", "drone"})
 DUCK_DEPTH_DB = 5.0
 DUCK_ATTACK_SECONDS = 0.005
 DUCK_RELEASE_SECONDS = 0.08  # time constant of the recovery
@@ -60,6 +56,8 @@ BLOCK = 1 << 18  # samples per processing block (~6 s at 44.1 kHz)
 class MixResult:
     bus: np.ndarray  # (2, n) float32, the whole track before mastering
     lane_gain_db: dict[tuple[str, int], float]  # (lane, stem id) → staging gain
+    lane_peak: dict[str, float]  # lane → largest |sample| it adds to the bus (linear)
+    kicks: np.ndarray  # sample positions the sidechain ducks at (empty without sidechain)
     notes: tuple[str, ...]
 
 
@@ -70,49 +68,97 @@ def energy_gain_db(energy: float) -> float:
 
 def mix_regions(regions: Sequence[Region], *, source_for: Callable[[Region], np.ndarray],
                 grid: Grid, plan: Plan, pattern: GenrePattern, settings: RenderSettings,
-                lanes_dir: Path | None = None) -> MixResult:
-    """Render every region and add it to a new bus; optionally write one WAV per lane."""
-    total = grid.bar(plan.bars)
-    bus = np.zeros((2, total), dtype=np.float32)
+                trims: Mapping[str, float] | None = None) -> MixResult:
+    """Render every region at mix level (`stage_region`) and add it to a new bus, then ride
+    the sections towards the energy curve and sweep into the drops.
+
+    Parameters
+    ----------
+    regions : sequence of Region
+        What plays where; regions of one lane never overlap.
+    source_for : callable
+        Region → its conformed source, ``(2, n)`` float32 at ``grid.sample_rate``.
+    grid, plan, pattern, settings
+        The bar grid, the plan, the genre's step patterns and the render settings
+        (``settings.sidechain`` switches the ducking on).
+    trims : mapping, optional
+        Lane → dB added to its staging gain (`daemon.render.beatguard` keeps a backbeat
+        under the kick this way).
+
+    Returns
+    -------
+    MixResult
+        The ``(2, grid.bar(plan.bars))`` float32 bus and what is needed to render any lane
+        again exactly as it was mixed (staging gains, sidechain trigger positions).
+    """
+    bus = np.zeros((2, grid.bar(plan.bars)), dtype=np.float32)
     kicks = (kick_positions(regions, grid=grid, plan=plan, pattern=pattern)
              if settings.sidechain else np.zeros(0, dtype=np.int64))
     gains: dict[tuple[str, int], float] = {}
-    ordered = sorted(regions, key=lambda r: (r.lane, r.start_bar))
-    for lane, lane_regions in groupby(ordered, key=lambda r: r.lane):
-        writer = None
-        if lanes_dir is not None:
-            writer = WavWriter(lanes_dir / f"{lane}.wav", sample_rate=grid.sample_rate,
-                               bit_depth=32)
-        with writer or nullcontext():
-            for region in lane_regions:
-                audio = render_region(region, source_for(region), grid=grid, plan=plan,
-                                      pattern=pattern)
-                key = (lane, region.pick.stem.id)
-                if key not in gains:
-                    gains[key] = lane_gain_db(audio, category=region.category,
-                                              sample_rate=grid.sample_rate, grid=grid)
-                ducked = kicks if region.category in DUCKED else None
-                _add_region(bus, audio, region, gain_db=gains[key], grid=grid, plan=plan,
-                            kicks=ducked, writer=writer)
-            if writer is not None:
-                writer.write_silence(total - writer.frames)
+    kick = kick_loudness(regions)  # four on the floor: percussion stays under the kick
+    peaks: dict[str, float] = {}
+    # Lane by lane, in time order: a lane's staging gain is measured on its first region.
+    for region in sorted(regions, key=lambda r: (r.lane, r.start_bar)):
+        audio = render_region(region, source_for(region), grid=grid, plan=plan,
+                              pattern=pattern)
+        key = (region.lane, region.pick.stem.id)
+        if key not in gains:
+            # patterns.toml's level trim keeps parts that fight the beat under the kick.
+            trim = pattern.level(instrument_for(region)) if region.mode == "pattern" else 0.0
+            trim += (trims or {}).get(region.lane, 0.0)
+            gains[key] = trim + lane_gain_db(audio, target_lufs=lane_target(
+                region, plan=plan, kick=kick), sample_rate=grid.sample_rate, grid=grid)
+        stage_region(audio, region, gain_db=gains[key], grid=grid, plan=plan, kicks=kicks)
+        origin = grid.bar(region.start_bar)
+        bus[:, origin:origin + audio.shape[1]] += audio
+        # max and -min: no temporary as large as the region, unlike np.abs
+        peaks[region.lane] = max(peaks.get(region.lane, 0.0), float(audio.max(initial=0.0)),
+                                 -float(audio.min(initial=0.0)))
     rides = ride_sections(bus, grid=grid, plan=plan)
     notes = [f"level of {section.section} ridden {ride:+.1f} dB towards the energy curve"
              for section, ride in zip(plan.structure, rides) if abs(ride) >= 1.0]
     for drop in sorted(drop_sections(plan) - {0}):
         if sweep_into(bus, grid=grid, plan=plan, drop=drop):
             notes.append(f"high-pass sweep into {plan.structure[drop].section}")
-    return MixResult(bus, gains, tuple(notes))
+    return MixResult(bus, gains, peaks, kicks, tuple(notes))
 
 
-def lane_gain_db(audio: np.ndarray, *, category: str, sample_rate: int, grid: Grid) -> float:
-    """Gain that brings the lane's first `PROBE_BARS` bars to its category's loudness."""
+def stage_region(audio: np.ndarray, region: Region, *, gain_db: float, grid: Grid, plan: Plan,
+                 kicks: np.ndarray) -> None:
+    """Bring a rendered region to mix level, in place: its envelope (staging gain, section
+    energy, fades) and, for a ducked category, the sidechain dip at every kick in `kicks`.
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        ``(2, n)`` float32 from `render_region`; sample 0 is the region's first bar.
+    gain_db : float
+        The lane's staging gain for this stem (dB).
+    kicks : np.ndarray
+        Track sample positions of the kicks (int64, sorted); empty: no ducking.
+    """
+    xs, ys = envelope_points(region, gain_db=gain_db, grid=grid, plan=plan)
+    duck = kicks.size > 0 and region.traits.ducked
+    origin = grid.bar(region.start_bar)
+    # Block by block: the gain curves are never held at the region's full length.
+    for start in range(0, audio.shape[1], BLOCK):
+        stop = min(audio.shape[1], start + BLOCK)
+        gain = envelope_block(xs, ys, start=start, stop=stop)
+        if duck:
+            gain = gain * duck_gain(kicks, start=origin + start, stop=origin + stop,
+                                    sample_rate=grid.sample_rate)
+        audio[:, start:stop] *= gain
+
+
+def lane_gain_db(audio: np.ndarray, *, target_lufs: float, sample_rate: int,
+                 grid: Grid) -> float:
+    """Gain (dB) that brings the lane's first `PROBE_BARS` bars to `target_lufs` (its
+    category's ``loudness``), within ±`MAX_LANE_GAIN_DB`; 0 for a silent lane."""
     probe = audio[:, :grid.bar(PROBE_BARS)]
     loudness = integrated_loudness(probe, sample_rate)
     if not np.isfinite(loudness):
         return 0.0
-    target = CATEGORY_LOUDNESS.get(category, DEFAULT_LOUDNESS)
-    return float(np.clip(target - loudness, -MAX_LANE_GAIN_DB, MAX_LANE_GAIN_DB))
+    return float(np.clip(target_lufs - loudness, -MAX_LANE_GAIN_DB, MAX_LANE_GAIN_DB))
 
 
 def ride_sections(bus: np.ndarray, *, grid: Grid, plan: Plan) -> list[float]:
@@ -158,7 +204,7 @@ def envelope_points(region: Region, *, gain_db: float, grid: Grid,
     edge = round(EDGE_FADE_SECONDS * grid.sample_rate)
     layer = round(LAYER_FADE_BARS * grid.samples_per_bar)
     at_drop = region.sections[0] in drop_sections(plan) and region.start_bar > 0
-    fade_in = layer if region.category in SUSTAINED and not at_drop else edge
+    fade_in = layer if region.traits.sustained and not at_drop else edge
     fade_out = layer if region.end_bar == plan.bars else edge
     fade_in = min(fade_in, (edges[1] - edges[0]) // 2)
     fade_out = min(fade_out, (edges[-1] - edges[-2]) // 2)
@@ -227,26 +273,6 @@ def highpass_sections(cutoffs: np.ndarray, *, sample_rate: int) -> np.ndarray:
     b = np.stack([(1.0 + cos) / 2.0, -(1.0 + cos), (1.0 + cos) / 2.0], axis=1) / a0[:, None]
     a = np.stack([np.ones_like(cos), -2.0 * cos / a0, (1.0 - alpha) / a0], axis=1)
     return np.hstack([b, a])
-
-
-def _add_region(bus: np.ndarray, audio: np.ndarray, region: Region, *, gain_db: float,
-                grid: Grid, plan: Plan, kicks: np.ndarray | None,
-                writer: WavWriter | None) -> None:
-    """Apply the region's envelope (and ducking) block by block and add it to the bus."""
-    xs, ys = envelope_points(region, gain_db=gain_db, grid=grid, plan=plan)
-    origin = grid.bar(region.start_bar)
-    if writer is not None:
-        writer.write_silence(origin - writer.frames)
-    for start in range(0, audio.shape[1], BLOCK):
-        stop = min(audio.shape[1], start + BLOCK)
-        gain = envelope_block(xs, ys, start=start, stop=stop)
-        if kicks is not None and kicks.size:
-            gain *= duck_gain(kicks, start=origin + start, stop=origin + stop,
-                              sample_rate=grid.sample_rate)
-        block = audio[:, start:stop] * gain
-        bus[:, origin + start:origin + stop] += block
-        if writer is not None:
-            writer.write(block)
 
 
 def _duck_shape(sample_rate: int) -> np.ndarray:

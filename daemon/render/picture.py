@@ -1,18 +1,14 @@
-"""A spectrogram picture of a rendered track, as PNG, with numpy and zlib only.
+"""A spectrogram picture of a rendered track, as an RGB array (numpy only).
 
 Producers glance at it to see the arrangement: sections, drops, the riser before a drop.
-The frequency axis is logarithmic (30 Hz to Nyquist) because music lives in octaves.
+The frequency axis is logarithmic (30 Hz to Nyquist) because music lives in octaves. The
+arrangement picture (`daemon.render.outputs.arrangement_png`) shows it as a strip under the
+lanes.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
-from pathlib import Path
-
 import numpy as np
-
-from daemon.fsutil import TEMP_SUFFIX
 
 _FFT = 2048
 _LOW_HZ = 30.0
@@ -24,13 +20,15 @@ def spectrogram_image(audio: np.ndarray, sample_rate: int, *, width: int = 1200,
     """RGB uint8 image (height, width, 3) of the mono sum of `audio` ((channels, n) or (n,)).
 
     Columns are equal time slices, rows log-spaced frequencies (low at the bottom), colour
-    is level from `_FLOOR_DB` (black) to 0 dBFS (white).
+    is level from `_FLOOR_DB` (black) to 0 dBFS (white). Only the `width` analysed frames are
+    copied out of `audio`, so a long track costs no full-length temporaries.
     """
-    mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-    hop = max(1, (mono.size - _FFT) // max(1, width - 1))
-    starts = np.arange(width) * hop
-    padded = np.pad(mono.astype(np.float32), (0, max(0, _FFT + int(starts[-1]) - mono.size)))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, _FFT)[starts]
+    audio = audio if audio.ndim == 2 else audio[None, :]
+    hop = max(1, (audio.shape[1] - _FFT) // max(1, width - 1))
+    frames = np.zeros((width, _FFT), dtype=np.float32)
+    for column in range(width):
+        window = audio[:, column * hop:column * hop + _FFT].mean(axis=0)
+        frames[column, :window.size] = window
     spectrum = np.abs(np.fft.rfft(frames * np.hanning(_FFT), axis=1)) / (_FFT / 4)
     freqs = np.fft.rfftfreq(_FFT, 1.0 / sample_rate)
     rows = np.geomspace(_LOW_HZ, sample_rate / 2, height)
@@ -38,23 +36,6 @@ def spectrogram_image(audio: np.ndarray, sample_rate: int, *, width: int = 1200,
     level = 20 * np.log10(spectrum[:, bins].T + 1e-9)
     value = np.clip((level - _FLOOR_DB) / -_FLOOR_DB, 0.0, 1.0)[::-1]
     return _colour(value)
-
-
-def write_png(path: Path, image: np.ndarray) -> Path:
-    """Write an RGB uint8 image as a PNG atomically (temp name, then rename)."""
-    height, width, _ = image.shape
-    raw = b"".join(b"\x00" + image[row].tobytes() for row in range(height))
-    chunks = [_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),
-              _chunk(b"IDAT", zlib.compress(raw, 6)), _chunk(b"IEND", b"")]
-    temp = path.with_name(path.name + TEMP_SUFFIX)
-    temp.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(chunks))
-    temp.replace(path)
-    return path
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
 def _colour(value: np.ndarray) -> np.ndarray:

@@ -2,15 +2,22 @@
 
 A *lane* is one (category, index) slot of the plan, named ``bass``, ``bass2`` ... It keeps its
 stem across sections, because producers expect the same bass throughout, except that
-top-line lanes (`VARIATION`) take a fresh stem when a section type comes back ("Drop 2").
+top-line lanes (categories that ``vary`` in rules/categories.toml) take a fresh stem when a
+section type comes back ("Drop 2").
 
-Candidates of the lane's category are filtered (`fit_stem`: tempo within the stretch range,
-key within the pitch-shift range, not silent) and ranked by a weighted sum (`WEIGHTS`) of tag
-overlap, tempo and key fit, loudness sanity, kit coherence, feature-vector similarity to the
-stems already chosen, classifier confidence, loop/one-shot suitability and an optional
-caller-supplied score. When a category cannot be served, related categories (`RELATED`) stand
-in, or the lane is left out; every such fallback is reported. The only randomness is a small
-seeded jitter that breaks ties, so a seed always yields the same choice.
+Labels are hypotheses, checked before they are trusted: tonal stems play in the key the ear
+hears (`daemon.render.harmony.Ear`), and a one-shot plays a lane only if its audio is
+plausible for the part (`daemon.render.roles`). With kit profiles, a track is built from a
+backbone kit (`daemon.render.backbone`): lanes come from the backbone first, then from kits of
+the prompt's genre family and kits already playing, and never from more than `MAX_KITS` kits.
+
+Candidates of the lane's category are filtered (`daemon.render.fit.fit_stem`: tempo within
+the stretch range, key within the pitch-shift range, not silent) and ranked by
+`daemon.render.scoring`. When a
+category cannot be served, its ``stand_ins`` serve it, or it is rebuilt from the one-shot
+categories it is ``built_from``, or the lane is left out; every such fallback is reported.
+The only randomness is a small seeded jitter that breaks ties, so a seed always yields the
+same choice.
 """
 
 from __future__ import annotations
@@ -19,52 +26,29 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from daemon.compose.plan import Plan, StemQuery, parse_key
+from daemon.categories import CategoryTable
+from daemon.compose.plan import Plan, StemQuery
 from daemon.config import RenderSettings
-from daemon.errors import PlanError
-from daemon.render.sequence import drop_sections, section_occurrence, stem_words
+from daemon.kits.family import KitLibrary
+from daemon.render.backbone import TIERS, Backbone, choose_backbone
+from daemon.render.explain import Candidate, Decision, explain
+from daemon.render.fit import Fit, fit_stem
+from daemon.render.harmony import Ear
+from daemon.render.roles import RoleCheck, check_role
+from daemon.render.scoring import Scorer, overlap
+from daemon.render.sections import drop_sections, section_occurrence
 from daemon.store.records import StemRecord
-from daemon.taxonomy import TONAL_CATEGORIES
+from daemon.text import fold, tokenize
 
-#: Stand-ins, best first, when the library has no usable stem of a category.
-RELATED: Mapping[str, tuple[str, ...]] = {
-    "kick": ("drum_loop",), "snare": ("clap",), "clap": ("snare",),
-    "hihat": ("cymbal", "perc"), "cymbal": ("hihat",), "perc": ("tom", "hihat"),
-    "tom": ("perc",), "bass": ("synth",), "chord": ("pad", "keys", "synth"),
-    "pad": ("chord", "atmo", "synth"), "keys": ("chord", "pad"), "synth": ("lead", "chord", "arp"),
-    "lead": ("synth", "arp", "pluck"), "arp": ("synth", "lead", "pluck"),
-    "pluck": ("arp", "synth"), "stab": ("chord", "synth"), "atmo": ("pad",),
-}
-#: A category that cannot be served at all is rebuilt from these (one-shots on patterns).
-EXPANSIONS: Mapping[str, tuple[str, ...]] = {"drum_loop": ("kick", "hihat")}
-#: Lanes that change stem when a section type repeats; the groove and the bass never do.
-VARIATION = frozenset({"lead", "arp", "synth", "pluck", "perc", "tom", "vocal", "fx"})
-#: Weight of each ranking criterion; every criterion scores 0..1. Tags and the caller's score
-#: (a prompt similarity) dominate because they carry the prompt's meaning.
-WEIGHTS: Mapping[str, float] = {"tags": 2.0, "moods": 0.5, "tempo": 1.5, "key": 1.5,
-                                "loudness": 0.5, "kit": 1.0, "similarity": 1.0,
-                                "confidence": 0.5, "kind": 1.0, "extra": 1.5}
 JITTER = 0.02  # tie-breaker, far below any real criterion difference
-SILENT_DB = -60.0  # integrated loudness / peak below this: a silent file, never chosen
-LOUDNESS_WINDOW = (-30.0, -6.0)  # LUFS range of sanely produced stems
-MIN_DURATION = 0.02  # seconds; anything shorter is a glitch, not a sample
-TEMPO_MULTIPLES = (1.0, 0.5, 2.0)  # as-is, then half and double time
-OFF_TEMPO_PENALTY = 0.9  # half or double time fits, but less naturally than the stated tempo
 RISER_TAG = "riser"  # wanted of an fx lane that leads into a drop
-
-
-@dataclass(frozen=True)
-class Fit:
-    """How one stem fits the plan: speed factor, effective tempo, key shift and their scores."""
-
-    stretch_ratio: float  # playback speed plan_bpm / source_bpm (1.0 untouched, one-shots)
-    source_bpm: float | None  # the stem's tempo after half/double-time reading
-    semitones: int
-    tempo_score: float
-    key_score: float
+MAX_KITS = 3  # kits one track may draw from (with kit profiles)
+OTHER_TIER = TIERS.index("other")
 
 
 @dataclass(frozen=True)
@@ -80,66 +64,53 @@ class Pick:
 
 @dataclass(frozen=True)
 class Selection:
+    """The picks, one note per lane that fell back or was left out, and why each lane plays
+    what it plays (`explanation`, the report's ``"selection"``)."""
+
     picks: tuple[Pick, ...]
     fallbacks: tuple[str, ...]
-
-
-def tempo_fit(stem_bpm: float, plan_bpm: float, max_stretch: float) -> tuple[float, float] | None:
-    """Return (speed ratio, effective source bpm) of the best tempo reading, or None when no
-    reading lies within `max_stretch` (largest allowed |1 - ratio|)."""
-    best = min(TEMPO_MULTIPLES, key=lambda m: abs(1.0 - plan_bpm / (stem_bpm * m)))
-    ratio = plan_bpm / (stem_bpm * best)
-    if abs(1.0 - ratio) > max_stretch + 1e-9:
-        return None
-    return ratio, stem_bpm * best
-
-
-def key_shift(stem_key: str, plan_key: str) -> tuple[int, str]:
-    """Smallest shift (semitones, -5..6) moving `stem_key` onto `plan_key` or its relative,
-    and the relation: ``"same"``, ``"relative"`` (shift 0, other mode) or ``"shift"``."""
-    stem_pc, stem_mode = parse_key(stem_key)
-    plan_pc, plan_mode = parse_key(plan_key)
-    if stem_mode != plan_mode:
-        # The relative key shares the scale: A minor ≡ C major (minor tonic + 3 semitones).
-        stem_pc = (stem_pc + (3 if stem_mode == "minor" else 9)) % 12
-    diff = (plan_pc - stem_pc) % 12
-    shift = diff - 12 if diff > 6 else diff
-    if shift:
-        return shift, "shift"
-    return 0, "same" if stem_mode == plan_mode else "relative"
-
-
-def fit_stem(stem: StemRecord, *, plan: Plan, settings: RenderSettings) -> Fit | None:
-    """How `stem` fits `plan`, or None when it cannot be used (silent, too short, tempo or key
-    out of range, a loop without tempo)."""
-    if stem.duration < MIN_DURATION or stem.peak_db < SILENT_DB or (
-            stem.lufs is not None and stem.lufs < SILENT_DB):
-        return None
-    ratio, source_bpm, tempo_score = 1.0, None, 1.0
-    if stem.kind == "loop":
-        if not stem.bpm:
-            return None
-        reading = tempo_fit(stem.bpm, plan.bpm, settings.max_stretch)
-        if reading is None:
-            return None
-        ratio, source_bpm = reading
-        slack = abs(1.0 - ratio) / settings.max_stretch if settings.max_stretch else 0.0
-        tempo_score = (1.0 - 0.5 * slack) * (1.0 if source_bpm == stem.bpm else OFF_TEMPO_PENALTY)
-    semitones, key_score = _key_fit(stem, plan.key)
-    if abs(semitones) > settings.max_semitones:
-        return None
-    return Fit(ratio, source_bpm, semitones, tempo_score, key_score)
+    explanation: Mapping[str, Any] | None = None
 
 
 def select_stems(plan: Plan, stems: Sequence[StemRecord], *, settings: RenderSettings,
-                 extra_scores: Mapping[int, float] | None = None) -> Selection:
+                 categories: CategoryTable, extra_scores: Mapping[int, float] | None = None,
+                 cache_dir: Path | None = None, kits: KitLibrary | None = None) -> Selection:
     """Pick a stem for every lane of every section; deterministic for ``plan.seed``.
 
     A section repeats when its name, without part letter and number ("Drop 2 A" → "drop"),
     was seen before under another occurrence ("Drop 1 A", "Drop 1 B" are one occurrence).
     FX lanes in the section before a drop ask for a riser.
+
+    Parameters
+    ----------
+    plan : Plan
+        The arrangement; its lanes are its sections' stem queries.
+    stems : sequence of StemRecord
+        The library.
+    settings : RenderSettings
+        Stretch and shift limits (see `daemon.render.fit.fit_stem`).
+    categories : CategoryTable
+        Category traits: ``tonal``, ``varies``, ``stand_ins``, ``built_from``, ``shape``. A
+        lane of a category the table does not define is left out.
+    extra_scores : mapping, optional
+        Stem id → a caller's score (0..1), such as a prompt similarity.
+    cache_dir : Path, optional
+        Where the ear caches the tonal stems' chroma (`daemon.render.harmony.Ear`); None
+        trusts the key labels.
+    kits : KitLibrary, optional
+        Kit profiles; with them the track has a backbone kit and stays within `MAX_KITS`.
+
+    Returns
+    -------
+    Selection
+        The picks, one note per lane that fell back or was left out, and the explanation.
     """
-    selector = _Selector(plan, stems, settings, extra_scores or {})
+    backbone = None if kits is None else choose_backbone(
+        plan, kits, categories=categories, max_stretch=settings.max_stretch,
+        max_semitones=settings.max_semitones)
+    ear = None if cache_dir is None else Ear(stems, cache_dir=cache_dir, categories=categories)
+    selector = _Selector(plan, stems, settings=settings, categories=categories,
+                         extra=extra_scores or {}, ear=ear, backbone=backbone, kits=kits)
     drops = drop_sections(plan)
     seen: dict[str, str] = {}  # role → first occurrence
     for index, section in enumerate(plan.structure):
@@ -150,7 +121,18 @@ def select_stems(plan: Plan, stems: Sequence[StemRecord], *, settings: RenderSet
                    and index + 1 in drops and RISER_TAG not in q.tags else q
                    for q in section.stem_queries]
         selector.fill_section(index, queries, repeat=repeat)
-    return Selection(tuple(selector.picks), tuple(selector.fallbacks.values()))
+    fallbacks = (*(backbone.notes[:1] if backbone and not backbone.family_kits else ()),
+                 *selector.fallbacks.values())
+    return Selection(tuple(selector.picks), tuple(fallbacks), explain(
+        plan, selector.decisions, backbone=backbone, overrides=selector.overrides(),
+        fallbacks=fallbacks))
+
+
+def stem_words(stem: StemRecord) -> set[str]:
+    """The stem's tags and the words of its file name ("HiHat_Open_02" → hi, hat, open, 02):
+    names say things analysis cannot (open hat, riser)."""
+    name = tokenize(stem.rel_path or Path(stem.path).name)
+    return {fold(tag) for tag in stem.tags} | set(name)
 
 
 def lane_name(category: str, index: int) -> str:
@@ -158,69 +140,101 @@ def lane_name(category: str, index: int) -> str:
     return category if index == 0 else f"{category}{index + 1}"
 
 
-def _key_fit(stem: StemRecord, plan_key: str) -> tuple[int, float]:
-    """(semitones, key score) of a stem; drums and unknown keys need no shift."""
-    if stem.category not in TONAL_CATEGORIES:
-        return 0, 1.0
-    if not stem.key:
-        return 0, 0.5  # tonal but unanalysed: usable, ranked below keyed stems
-    try:
-        shift, relation = key_shift(stem.key, plan_key)
-    except PlanError:
-        return 0, 0.5
-    score = {"same": 1.0, "relative": 0.9}.get(relation, 0.8 - 0.1 * (abs(shift) - 1))
-    return shift, score
-
-
-def _overlap(wanted: Sequence[str], words: set[str]) -> float:
-    wanted_set = {tag.lower() for tag in wanted}
-    if not wanted_set:
-        return 0.0
-    return len(wanted_set & words) / len(wanted_set)
-
-
 class _Selector:
-    """Selection state while walking the plan: lanes' stems, chosen kits and vectors."""
+    """Selection state while walking the plan: lanes' stems, decisions, what was rejected."""
 
-    def __init__(self, plan: Plan, stems: Sequence[StemRecord], settings: RenderSettings,
-                 extra: Mapping[int, float]) -> None:
-        self.plan = plan
-        self.extra = extra
+    def __init__(self, plan: Plan, stems: Sequence[StemRecord], *, settings: RenderSettings,
+                 categories: CategoryTable, extra: Mapping[int, float], ear: Ear | None,
+                 backbone: Backbone | None, kits: KitLibrary | None) -> None:
+        self.plan, self.categories, self.settings = plan, categories, settings
+        self.hearings = ear.hearings if ear is not None else {}
+        self.backbone = backbone
+        self.scorer = Scorer(plan, categories, extra, backbone=backbone, ear=ear,
+                             genre_of_kit=_genre_parts(kits, backbone))
         self.rng = np.random.default_rng(plan.seed)
         self.library = Counter(stem.category for stem in stems)
-        self.fits = {stem.id: fit for stem in stems
-                     if (fit := fit_stem(stem, plan=plan, settings=settings)) is not None}
+        # Tonal stems play in the key the ear hears, which may not be their label's.
+        heard = [replace(s, key=h.key) if (h := self.hearings.get(s.id)) and h.overridden
+                 else s for s in stems]
+        self.fits = {stem.id: fit for stem in heard
+                     if (fit := fit_stem(stem, plan=plan, settings=settings,
+                                         categories=categories)) is not None}
         self.by_category: dict[str, list[StemRecord]] = {}
-        for stem in sorted(stems, key=lambda s: s.id):
+        for stem in sorted(heard, key=lambda s: s.id):
             if stem.id in self.fits:
                 self.by_category.setdefault(stem.category, []).append(stem)
+        self.stems = {stem.id: stem for stem in heard}
         self.picks: list[Pick] = []
+        self.decisions: list[Decision] = []
         self.fallbacks: dict[str, str] = {}
         self.current: dict[str, StemRecord] = {}
         self.history: dict[str, set[int]] = {}
-        self.kits: Counter[str] = Counter()
-        self.vectors: list[tuple[str | None, np.ndarray]] = []
         self.words: dict[int, set[str]] = {}
+        self.roles: dict[tuple[int, str], RoleCheck] = {}
+        self.role_rejects: dict[tuple[int, str], str] = {}
+        self.asked: set[str] = set()
 
     def fill_section(self, section: int, queries: Sequence[StemQuery], *, repeat: bool) -> None:
         slots = [(lane_name(query.category, index), query)
                  for query in self._expand(queries) for index in range(query.count)]
-        # Lanes that keep their stem go first, so new lanes see what already plays here.
+        # Lanes that keep their stem go first, so new lanes see what already plays here; then
+        # lanes whose own category the library has, before stand-ins take their stems.
         keeps = {lane for lane, query in slots if lane in self.current
-                 and not (repeat and query.category in VARIATION)}
+                 and not (repeat and self.categories[query.category].varies)}
         used = {self.current[lane].id for lane in keeps}
-        for lane, query in sorted(slots, key=lambda slot: slot[0] not in keeps):
-            stem = self._stem_for(lane, query, used, repeat=repeat)
+        for lane, query in sorted(slots, key=lambda slot: (
+                slot[0] not in keeps, not self.by_category.get(slot[1].category))):
+            stem = self._stem_for(section, lane, query, used, repeat=repeat)
             if stem is not None:
                 used.add(stem.id)
                 self.picks.append(Pick(section, lane, query.category, stem, self.fits[stem.id]))
 
+    def overrides(self) -> list[dict[str, Any]]:
+        """Every label the renderer did not trust: keys overridden by ear (in the categories
+        the plan asked for, in the kits that play or belong to the backbone's family) and
+        one-shots refused by a lane's role check."""
+        played = {pick.stem.id for pick in self.picks}
+        kits = set(self.scorer.kits) | (set(self.backbone.kits) | self.backbone.family_kits
+                                        if self.backbone else set())
+        found = []
+        for stem_id, hearing in sorted(self.hearings.items()):
+            stem = self.stems[stem_id]
+            if (not hearing.overridden or stem.category not in self._asked_categories()
+                    or stem.kit not in kits):
+                continue
+            fit = self.fits.get(stem_id)
+            action = (f"played, shifted {fit.semitones:+d} st" if stem_id in played else
+                      "not chosen" if fit else f"left out: out of reach of {self.plan.key}")
+            found.append({"check": "key", "stem_id": stem_id, "kit": stem.kit,
+                          "file": stem.rel_path, "label": hearing.label,
+                          "played_as": hearing.key, "source": hearing.source,
+                          "fit": round(hearing.fit, 3), "reason": hearing.describe(),
+                          "action": action})
+        for (stem_id, lane_category), reason in sorted(self.role_rejects.items()):
+            stem = self.stems[stem_id]
+            found.append({"check": "role", "stem_id": stem_id, "kit": stem.kit,
+                          "file": stem.rel_path, "label": stem.category,
+                          "lane": lane_category, "reason": reason,
+                          "action": f"not used as {lane_category}"})
+        return found
+
+    def _asked_categories(self) -> set[str]:
+        return {c for category in self.asked for c in (category,
+                                                       *self.categories[category].stand_ins)}
+
     def _expand(self, queries: Sequence[StemQuery]) -> list[StemQuery]:
-        """Replace unservable categories that have an expansion (drum_loop → kick + hihat)."""
+        """Leave out lanes of undefined categories; replace unservable categories that are
+        `built_from` others (drum_loop → kick + hihat)."""
         present = {query.category for query in queries}
         result: list[StemQuery] = []
         for query in queries:
-            parts = EXPANSIONS.get(query.category, ())
+            rule = self.categories.get(query.category)
+            if rule is None:
+                self.fallbacks.setdefault(query.category, f"{query.category}: not a category "
+                                                          f"of the rules; lane left out")
+                continue
+            self.asked.add(query.category)
+            parts = rule.built_from
             if self._tiers(query.category) or not parts:
                 result.append(query)
                 continue
@@ -232,31 +246,30 @@ class _Selector:
                                       f"{query.category}: {self._why_none(query.category)}; {note}")
         return result
 
-    def _stem_for(self, lane: str, query: StemQuery, used: set[int], *,
+    def _stem_for(self, section: int, lane: str, query: StemQuery, used: set[int], *,
                   repeat: bool) -> StemRecord | None:
         """The lane's stem in this section; None leaves it out. Stems already playing in the
         section (`used`) are never doubled: the same loop twice only makes it louder."""
         current = self.current.get(lane)
-        history = self.history.setdefault(lane, set())
+        self.history.setdefault(lane, set())
         if current is not None:
-            if not (repeat and query.category in VARIATION):
+            if not (repeat and self.categories[query.category].varies):
                 return current
             # A variation must serve the query as well as the current stem (a riser stays a
             # riser).
-            fresh = self._best(query, query.category, exclude=used | history)
-            words = self._words
-            if fresh is None or _overlap(query.tags, words(fresh)) < _overlap(query.tags,
-                                                                              words(current)):
+            fresh = self._ranked(query, query.category, exclude=used | self.history[lane])
+            if not fresh or overlap(query.tags, self._words(fresh[0].stem)) < overlap(
+                    query.tags, self._words(current)):
                 return current
-            return self._commit(lane, fresh)
+            return self._commit(section, lane, query, fresh)
         for category in self._tiers(query.category):
-            stem = self._best(query, category, exclude=used)
-            if stem is None:
+            ranked = self._ranked(query, category, exclude=used)
+            if not ranked:
                 continue
             if category != query.category:
                 self.fallbacks.setdefault(lane, f"{lane}: {self._why_none(query.category, used)}"
                                                 f"; used {category}")
-            return self._commit(lane, stem)
+            return self._commit(section, lane, query, ranked)
         why = self._why_none(query.category, used)
         stand_ins = [c for c in self._tiers(query.category) if c != query.category]
         if stand_ins:
@@ -266,11 +279,14 @@ class _Selector:
 
     def _tiers(self, category: str) -> list[str]:
         """The categories that can serve `category`, own first, that have usable stems."""
-        return [c for c in (category, *RELATED.get(category, ())) if self.by_category.get(c)]
+        stand_ins = self.categories[category].stand_ins
+        return [c for c in (category, *stand_ins) if self.by_category.get(c)]
 
     def _why_none(self, category: str, used: set[int] = frozenset()) -> str:
         if any(s.id in used for s in self.by_category.get(category, [])):
             return f"every usable {category} already plays here"
+        if any((s.id, category) in self.role_rejects for s in self.by_category.get(category, [])):
+            return f"no {category} whose audio fits the part"
         count = self.library[category]
         if not count:
             return "none in library"
@@ -279,51 +295,77 @@ class _Selector:
     def _words(self, stem: StemRecord) -> set[str]:
         return self.words.setdefault(stem.id, stem_words(stem))
 
-    def _commit(self, lane: str, stem: StemRecord) -> StemRecord:
-        self.current[lane] = stem
-        self.history[lane].add(stem.id)
-        self.kits[stem.kit] += 1
-        if stem.embedding is not None:
-            self.vectors.append((stem.embedding_model,
-                                 np.asarray(stem.embedding, dtype=np.float64)))
-        return stem
+    def _commit(self, section: int, lane: str, query: StemQuery,
+                ranked: list[Candidate]) -> StemRecord:
+        chosen = ranked[0]
+        self.decisions.append(Decision(lane, query.category, section, chosen,
+                                       ranked[1] if len(ranked) > 1 else None))
+        self.current[lane] = chosen.stem
+        self.history[lane].add(chosen.stem.id)
+        self.scorer.commit(chosen.stem, self.fits[chosen.stem.id])
+        return chosen.stem
 
-    def _best(self, query: StemQuery, category: str, *, exclude: set[int]) -> StemRecord | None:
-        candidates = [s for s in self.by_category.get(category, []) if s.id not in exclude]
-        if not candidates:
+    def _ranked(self, query: StemQuery, category: str, *,
+                exclude: set[int]) -> list[Candidate]:
+        """Candidates of `category` for a lane asking `query`, best first: those of the best
+        kit tier, then the best of the next tier (the runner-up when the first has one). A
+        stand-in category never brings in a new kit from outside the family: a lane left out
+        sounds better than a foreign sound in a borrowed role."""
+        pool = [s for s in self.by_category.get(category, []) if s.id not in exclude
+                and self._plays_part(s, query.category)]
+        tiers: dict[int, list[StemRecord]] = {}
+        for stem in pool:
+            tier = self._tier(stem.kit)
+            if tier is not None and not (category != query.category and tier == OTHER_TIER):
+                tiers.setdefault(tier, []).append(stem)
+        order = sorted(tiers)
+        ranked = [self._rank(query, tier, tiers[tier]) for tier in order[:2]]
+        return [*ranked[0], *ranked[1][:1]] if len(ranked) > 1 else (ranked[0] if ranked
+                                                                      else [])
+
+    def _rank(self, query: StemQuery, tier: int, stems: list[StemRecord]) -> list[Candidate]:
+        scored = [Candidate(stem, tier, self.scorer.score(
+            stem, query, words=self._words(stem), fit=self.fits[stem.id],
+            role=self._role(stem, query.category).score), self.fits[stem.id].semitones)
+            for stem in stems]
+        jitter = self.rng.uniform(0.0, JITTER, size=len(scored))
+        order = np.argsort([-(c.score.total + j) for c, j in zip(scored, jitter)], kind="stable")
+        return [scored[i] for i in order]
+
+    def _tier(self, kit: str) -> int | None:
+        """The kit's tier (`daemon.render.backbone.TIERS`); None when opening it would make
+        more than `MAX_KITS` kits. Without a backbone every kit is one tier."""
+        if self.backbone is None:
+            return 0
+        used = self.scorer.kits
+        if kit not in used and len(used) >= MAX_KITS:
             return None
-        scores = [self._score(stem, query) for stem in candidates]
-        jitter = self.rng.uniform(0.0, JITTER, size=len(candidates))
-        return candidates[int(np.argmax(np.asarray(scores) + jitter))]
+        return self.backbone.tier(kit, used)
 
-    def _score(self, stem: StemRecord, query: StemQuery) -> float:
-        fit = self.fits[stem.id]
-        low, high = LOUDNESS_WINDOW
-        words = self._words(stem)
-        parts = {
-            "tags": _overlap(query.tags, words),
-            "moods": _overlap(self.plan.moods, words),
-            "tempo": fit.tempo_score,
-            "key": fit.key_score,
-            "loudness": 0.5 if stem.lufs is None else float(low <= stem.lufs <= high),
-            "kit": self.kits[stem.kit] / max(1, sum(self.kits.values())),
-            "similarity": self._similarity(stem),
-            "confidence": min(1.0, max(0.0, stem.category_confidence)),
-            "kind": (0.5 if stem.kind != "loop" and query.category in TONAL_CATEGORIES
-                     else 1.0),
-            "extra": min(1.0, max(0.0, float(self.extra.get(stem.id, 0.0)))),
-        }
-        return sum(WEIGHTS[name] * value for name, value in parts.items())
+    def _plays_part(self, stem: StemRecord, lane_category: str) -> bool:
+        """Whether the stem's audio is plausible for the lane's part; a refusal is kept for
+        the report."""
+        check = self._role(stem, lane_category)
+        if not check.plausible:
+            self.role_rejects[(stem.id, lane_category)] = check.reason
+        return check.plausible
 
-    def _similarity(self, stem: StemRecord) -> float:
-        """Mean cosine similarity (mapped to 0..1) to the chosen stems' vectors; 0.5 unknown."""
-        if stem.embedding is None:
-            return 0.5
-        vector = np.asarray(stem.embedding, dtype=np.float64)
-        others = [v for model, v in self.vectors
-                  if model == stem.embedding_model and v.shape == vector.shape]
-        norm = np.linalg.norm(vector)
-        if not others or norm == 0:
-            return 0.5
-        cosines = [float(vector @ v) / (norm * (np.linalg.norm(v) or 1.0)) for v in others]
-        return (1.0 + float(np.mean(cosines))) / 2.0
+    def _role(self, stem: StemRecord, lane_category: str) -> RoleCheck:
+        key = (stem.id, lane_category)
+        if key not in self.roles:
+            self.roles[key] = check_role(stem, self.categories[lane_category].shape)
+        return self.roles[key]
+
+
+def _genre_parts(kits: KitLibrary | None, backbone: Backbone | None) -> dict[str, float]:
+    """Kit → its genre criterion: 1 for a kit named in the prompt's family, its confidence
+    for an inferred one, 0 for other kits."""
+    if kits is None or backbone is None:
+        return {}
+    parts = {}
+    for profile in kits.profiles:
+        same = profile.family == backbone.family
+        named = profile.family_source in ("name", "folder")
+        parts[profile.kit] = (0.0 if not same else 1.0 if named
+                              else 0.5 + 0.5 * profile.family_confidence)
+    return parts

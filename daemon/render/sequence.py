@@ -8,34 +8,23 @@ a long track.
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from daemon.categories import CategoryRule, CategoryTable
 from daemon.compose.plan import BEATS_PER_BAR, Plan
-from daemon.render.patterns import STEPS_PER_BAR, GenrePattern
-from daemon.store.records import StemRecord
+from daemon.render.patterns import STEPS_PER_BAR, GenrePattern, is_fill_bar
+from daemon.render.sections import drop_sections
+from daemon.render.select import Pick, stem_words
 
-if TYPE_CHECKING:  # select imports this module; Region only names Pick
-    from daemon.render.select import Pick
-
-#: Lane category → pattern instrument for one-shots (tonal hits share the "stab" pattern).
-INSTRUMENTS = {"kick": "kick", "clap": "clap", "snare": "snare", "hihat": "hihat",
-               "open_hat": "open_hat", "cymbal": "cymbal", "ride": "cymbal", "perc": "perc",
-               "tom": "tom", "bass": "bass", "chord": "stab", "stab": "stab", "synth": "stab",
-               "lead": "stab", "keys": "stab", "pluck": "stab", "arp": "stab"}
 GHOST_VELOCITY = 0.5  # hits softer than this are ghost notes ...
 QUIET_ENERGY = 0.4  # ... and are left out of sections quieter than this
 HIT_GAIN_SPREAD_DB = 0.5  # standard deviation of the per-hit gain variation
 HIT_GAIN_LIMIT_DB = 1.5  # the variation never exceeds this
 CHOKE_SECONDS = 0.002  # a hit cut by the next one fades over 2 ms instead of clicking
-DROP_ENERGY_JUMP = 0.25  # an energy rise this large into a loud section makes it a drop
-DROP_MIN_ENERGY = 0.7
 
 
 @dataclass(frozen=True)
@@ -69,40 +58,16 @@ class Region:
     start_bar: int
     end_bar: int
     mode: str  # "loop", "pattern", "hit" (once), "phrase" (every few bars) or "riser"
+    traits: CategoryRule  # of the lane's category: staging, fades, ducking, its pattern
 
 
-def drop_sections(plan: Plan) -> set[int]:
-    """Indices of sections that start a drop: named so (the first part of it), or a large
-    energy jump into a loud part."""
-    drops = set()
-    for index, section in enumerate(plan.structure):
-        previous = plan.structure[index - 1] if index else None
-        occurrence = section_occurrence(section.section)
-        named = "drop" in occurrence and (
-            previous is None or section_occurrence(previous.section) != occurrence)
-        jump = previous is not None and section.energy >= DROP_MIN_ENERGY and \
-            section.energy - previous.energy >= DROP_ENERGY_JUMP
-        if named or jump:
-            drops.add(index)
-    return drops
-
-
-def stem_words(stem: StemRecord) -> set[str]:
-    """The stem's tags and the words of its file name ("HiHat_Open_02" → hi, hat, open, 02):
-    names say things analysis cannot (open hat, riser)."""
-    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", stem.rel_path or Path(stem.path).name)
-    return {tag.lower() for tag in stem.tags} | set(re.findall(r"[a-z0-9]+", spaced.lower()))
-
-
-def section_occurrence(name: str) -> str:
-    """A section name without its part letter: "Drop 1 B" → "drop 1"."""
-    return re.sub(r"\s+[a-z]$", "", name.strip().lower())
-
-
-def build_regions(plan: Plan, picks: Sequence[Pick]) -> list[Region]:
+def build_regions(plan: Plan, picks: Sequence[Pick], *,
+                  categories: CategoryTable) -> list[Region]:
     """Merge each lane's picks over consecutive sections with the same stem into regions.
 
-    FX lanes get one region per section, so a riser can end exactly at the next drop.
+    FX lanes get one region per section, so a riser can end exactly at the next drop. Each
+    region carries its lane category's traits from `categories`, so everything downstream
+    (mix, lanes, exports) reads them from the region.
     """
     starts = plan.section_starts()
     drops = drop_sections(plan)
@@ -112,9 +77,10 @@ def build_regions(plan: Plan, picks: Sequence[Pick]) -> list[Region]:
     def close(run: list[Pick]) -> None:
         first, last = run[0], run[-1]
         end = starts[last.section] + plan.structure[last.section].bars
-        mode = _mode(first, before_drop=last.section + 1 in drops)
+        traits = categories[first.category]
+        mode = _mode(first, traits, before_drop=last.section + 1 in drops)
         regions.append(Region(first.lane, first.category, first, tuple(p.section for p in run),
-                              starts[first.section], end, mode))
+                              starts[first.section], end, mode, traits))
 
     for pick in sorted(picks, key=lambda p: (p.lane, p.section)):
         run = open_runs.get(pick.lane)
@@ -140,14 +106,19 @@ def render_region(region: Region, source: np.ndarray, *, grid: Grid, plan: Plan,
     if region.mode == "riser":
         return place_at_end(source, length=length)
     if region.mode == "pattern":
-        rng = np.random.default_rng([plan.seed, zlib.crc32(region.lane.encode()),
-                                     region.start_bar])
-        hits = pattern_hits(region, grid=grid, plan=plan, pattern=pattern, rng=rng)
+        hits = pattern_hits(region, grid=grid, plan=plan, pattern=pattern,
+                            rng=pattern_rng(region, plan))
         return trigger(source, hits, length=length, sample_rate=grid.sample_rate)
     every = 0 if region.mode == "hit" else _phrase_bars(source.shape[1], grid.samples_per_bar)
     bars = range(region.start_bar, region.end_bar, every) if every else [region.start_bar]
     hits = [(grid.bar(bar) - start, 1.0) for bar in bars]
     return trigger(source, hits, length=length, sample_rate=grid.sample_rate)
+
+
+def pattern_rng(region: Region, plan: Plan) -> np.random.Generator:
+    """The seeded generator of a pattern region's hit gains: the same for every rendering of
+    the region (the mix, an exported lane, the MIDI file)."""
+    return np.random.default_rng([plan.seed, zlib.crc32(region.lane.encode()), region.start_bar])
 
 
 def tile_loop(loop: np.ndarray, *, grid: Grid, start_bar: int, end_bar: int) -> np.ndarray:
@@ -172,11 +143,12 @@ def pattern_hits(region: Region, *, grid: Grid, plan: Plan, pattern: GenrePatter
                  instrument: str | None = None) -> list[tuple[int, float]]:
     """(sample offset in the region, gain) of every hit of the region's step pattern.
 
-    Each section restarts the pattern at its first bar; quiet sections drop ghost notes; every
-    hit gets its velocity times a small seeded gain variation.
+    Each section restarts the pattern at its first bar and plays the pattern variation the
+    plan gives it; in sections with fills, the last bar of every phrase plays the genre's fill
+    for the instruments it names (`is_fill_bar`). Quiet sections drop ghost notes; every hit
+    gets its velocity times a small seeded gain variation.
     """
-    steps = pattern.steps[instrument or instrument_for(region)]
-    bars_in_pattern = len(steps) // STEPS_PER_BAR
+    instrument = instrument or instrument_for(region)
     origin = grid.bar(region.start_bar)
     starts = plan.section_starts()
     hits = []
@@ -184,7 +156,8 @@ def pattern_hits(region: Region, *, grid: Grid, plan: Plan, pattern: GenrePatter
         section = plan.structure[index]
         floor = GHOST_VELOCITY if section.energy < QUIET_ENERGY else 0.0
         for bar in range(section.bars):
-            row = steps[(bar % bars_in_pattern) * STEPS_PER_BAR:][:STEPS_PER_BAR]
+            row = pattern.bar_steps(instrument, bar, variation=section.variation,
+                                    fill=section.fills and is_fill_bar(bar, section.bars))
             for step, velocity in enumerate(row):
                 if velocity <= floor:
                     continue
@@ -226,8 +199,11 @@ def place_at_end(sample: np.ndarray, *, length: int) -> np.ndarray:
 
 
 def instrument_for(region: Region) -> str:
-    """The pattern instrument of a one-shot region (an "open" hat plays the open-hat part)."""
-    instrument = INSTRUMENTS[region.category]
+    """The pattern instrument of a "pattern" region: its category's ``pattern`` trait (an
+    "open" hat plays the open-hat part)."""
+    instrument = region.traits.pattern
+    if instrument is None:
+        raise ValueError(f"{region.lane}: category {region.category} has no pattern")
     if instrument == "hihat" and "open" in stem_words(region.pick.stem):
         return "open_hat"
     return instrument
@@ -248,12 +224,12 @@ def kick_positions(regions: Sequence[Region], *, grid: Grid, plan: Plan,
     return np.asarray(sorted(positions), dtype=np.int64)
 
 
-def _mode(pick: Pick, *, before_drop: bool) -> str:
+def _mode(pick: Pick, traits: CategoryRule, *, before_drop: bool) -> str:
     if pick.category == "fx" and before_drop:
         return "riser"
     if pick.stem.kind == "loop":
         return "loop"
-    if pick.category in INSTRUMENTS:
+    if traits.pattern is not None:
         return "pattern"
     return "hit" if pick.category == "fx" else "phrase"
 

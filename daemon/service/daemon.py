@@ -2,26 +2,30 @@
 
 Life of the process::
 
-    load config → reconcile the ingest journal → watch inbox/ and requests/ → scan both
-    → READY=1 → (settled entries → ingest lane / render lane) ... SIGTERM → STOPPING=1
-    → let the running items finish until daemon.stop_timeout → exit 0
+    load config → watch inbox/ and requests/ → scan both → open the library (reconcile the
+    ingest journal) → READY=1 → (settled entries → ingest lane / render lane) ... SIGTERM
+    → STOPPING=1 → let the running items finish until daemon.stop_timeout → exit 0
 
 SIGHUP reloads config and rules; a bad new config is logged and the old one kept. Work is
 done by a `Work` object (daemon/work.py); this module only decides *when* and catches what
 each item raises: a failed render leaves ``NAME.error.txt``, a failed ingest is logged (the
-ingest has already quarantined bad input).
+ingest has already quarantined bad input). A fault of the machine (`StorageFault`: a full
+disk, a locked database...) pauses the lane it hit, or holds the one item, and is retried
+with backoff until it clears; ``STATUS=`` and `traum status` say why. When the library
+cannot be opened at all, the daemon still starts, paused, and keeps trying.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import queue
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -32,22 +36,30 @@ from daemon.errors import (
     IngestError,
     PlanError,
     RuleError,
+    StorageFault,
+    StoreError,
     TraumError,
 )
-from daemon.fsutil import write_text_atomic
-from daemon.service import scheduler as jobs
-from daemon.service.notify import configure_logging, notify, watchdog_interval
-from daemon.service.queue import Lane, LanePolicy
-from daemon.service.stability import Snapshot, StabilityTracker, take_snapshot
-from daemon.service.watch import (
-    EntryHandler,
+from daemon.faults import translate_faults
+from daemon.folders import (
     inbox_entry,
-    needs_render,
     request_entry,
     scan_inbox,
     scan_requests,
-    start_observer,
+    status_file,
+    write_status_file,
 )
+from daemon.service import scheduler as jobs
+from daemon.service.ingests import Ingests
+from daemon.service.memory import tune_allocator
+from daemon.service.notify import configure_logging, notify, watchdog_interval
+from daemon.service.processes import kill_descendants
+from daemon.service.queue import Hold, Lane, LanePolicy
+from daemon.service.renders import Renders
+from daemon.service.stability import StabilityTracker
+from daemon.service.status import progress, status_line
+from daemon.service.watch import EntryHandler, start_observer
+from daemon.store.backup import take_daily_backup
 
 log = logging.getLogger("traum.daemon")
 
@@ -56,12 +68,15 @@ _FINAL_ERRORS = (PlanError, IngestError, AnalysisError, ConfigError, RuleError)
 _STATUS_SECONDS = 5.0  # how often STATUS= is refreshed when no watchdog asks for more
 _HEALTH_SECONDS = 5.0  # how often the main thread checks that the worker threads live
 _EXIT_MARGIN = 0.5  # of stop_timeout, kept for flushing logs and leaving the interpreter
+_MAX_BACKOFF_SECONDS = 60.0  # a fault cleared by hand is noticed within a minute
+_BACKUP_CHECK_SECONDS = 3600.0  # the daily backup is taken by the first check of a UTC day
 
 
 class Work(Protocol):
     """What the daemon needs from the engine (implemented by `daemon.work.Engine`)."""
 
     def reconcile(self) -> object: ...
+    def reanalyse(self, *, stopping: Callable[[], bool]) -> object: ...
     def ingest(self, path: Path) -> object: ...
     def render(self, prompt: Path) -> object: ...
     def reload(self, config: Config) -> None: ...
@@ -69,109 +84,142 @@ class Work(Protocol):
     def close(self) -> None: ...
 
 
-def run_daemon(config_path: Path | None, *, work: Work | None = None) -> int:
+def run_daemon(config_path: Path | None, *, work: Work | None = None,
+               debug: bool = False) -> int:
     """Run in the foreground until SIGTERM or SIGINT; return the exit code.
 
     `work` defaults to the engine (`daemon.work.Engine`) built from the loaded config;
-    tests pass a stand-in. Raises `ConfigError` for a bad config at start and whatever
-    `work.reconcile` raises (a `StoreError` when the library cannot be opened): the CLI
-    maps them to exit codes.
-    Returns 0 after a requested stop, 1 if a worker thread died. If an item is still
-    running when ``daemon.stop_timeout`` is up, the process exits 0 at once with
-    `os._exit`; the ingest journal resumes the item at the next start.
+    tests pass a stand-in. Raises `ConfigError` for a bad config at start. A library that
+    cannot be opened (a `StorageFault`) does not stop the start: the lanes stay paused and
+    opening is retried. `debug` logs tracebacks. Returns 0 after a requested stop, 1 if a
+    worker thread died. If an item is still running when ``daemon.stop_timeout`` is up, the
+    process exits 0 at once with `os._exit`; the ingest journal resumes the item at the
+    next start.
     """
     config = load_config(config_path)
-    configure_logging(config.daemon.log_level)
-    if work is None:
-        from daemon.work import Engine  # heavy (numpy, librosa): only for the real daemon
-
-        work = Engine(config)
-    return Service(config, work=work, config_path=config_path).run()
+    configure_logging(config.daemon.log_level, debug=debug)
+    tune_allocator()  # before the first big buffer: see daemon.service.memory
+    return Service(config, open_work=_engine if work is None else lambda _config: work,
+                   config_path=config_path, debug=debug).run()
 
 
-def status_file(library: Path) -> Path:
-    """Where the running daemon publishes its work in progress."""
-    return library / "daemon-status.json"
+def _engine(config: Config) -> Work:
+    from daemon.work import Engine  # heavy (numpy, librosa): only for the real daemon
 
-
-def write_status_file(library: Path, progress: dict) -> None:
-    write_text_atomic(status_file(library), json.dumps(progress))
-
-
-def read_status_file(library: Path, *, max_age: float = 30.0) -> dict:
-    """The running daemon's work in progress; {} when no live daemon published it lately."""
-    try:
-        progress = json.loads(status_file(library).read_text())
-        os.kill(int(progress["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return progress if time.time() - float(progress["updated_at"]) <= max_age else {}
-
-
-def error_path(prompt: Path) -> Path:
-    """Where a failed prompt's message goes: ``NAME.error.txt`` next to ``NAME.prompt``."""
-    return prompt.with_suffix(".error.txt")
-
-
-def write_error_file(prompt: Path, message: str) -> None:
-    """Write ``NAME.error.txt`` atomically (a temp name the watcher ignores, then rename)."""
-    write_text_atomic(error_path(prompt), f"{message}\nEdit {prompt.name} to try again.\n")
+    return Engine(config)
 
 
 class Service:
     """The running daemon: two trackers, two lanes, one observer, one scheduler."""
 
-    def __init__(self, config: Config, *, work: Work, config_path: Path | None) -> None:
+    def __init__(self, config: Config, *, open_work: Callable[[Config], Work],
+                 config_path: Path | None, debug: bool = False) -> None:
         self.config = config
-        self.work = work
+        self.debug = debug
+        self.open_work = open_work
+        self.work: Work | None = None
         self.config_path = config_path
         self.signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         settle = config.ingest.settle_seconds
         self.inbox = StabilityTracker(settle_seconds=settle)
         self.requests = StabilityTracker(settle_seconds=settle)
         policy = _policy(config)
-        self.ingest = Lane("ingest", handler=self._ingest, on_failure=self._ingest_failed,
-                           policy=policy)
-        self.render = Lane("render", handler=self._render, on_failure=self._render_failed,
-                           policy=policy)
-        self.attempted: dict[Path, int] = {}  # prompt → mtime of the text last rendered
-        self.gave_up: dict[Path, Snapshot] = {}  # inbox entry → its snapshot when it failed
+        self.renders = Renders(lambda prompt: self.work.render(prompt))
+        self.ingests = Ingests(lambda entry: self.work.ingest(entry))
+        self.ingest = Lane("ingest", handler=self.ingests.handle,
+                           on_failure=self.ingests.failed, policy=policy)
+        self.render = Lane("render", handler=self.renders.handle,
+                           on_failure=self.renders.failed, policy=policy)
+        self.lanes = ((self.ingest, self.inbox), (self.render, self.requests))
+        self.opened = False  # the library is open and reconciled
+        self.open_tries = 0
+        self.open_retry_at = 0.0  # monotonic time of the next try to open the library
+        self.status_failed = False  # the last status file write failed (logged once)
         self.observer = None
         self.scheduler = None
+        self.reanalysis: threading.Thread | None = None  # started once the library is open
+        self.stopping = threading.Event()  # set at stop: the re-analysis ends early
 
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda number, _frame: self.signals.put(number))
-        ensure_folders(self.config.paths)
-        self.work.reconcile()
+        for folder in (self.config.paths.inbox, self.config.paths.requests):
+            folder.mkdir(parents=True, exist_ok=True)  # watched from the start
         self.observer = self._watch()  # before the scan, so nothing slips in between
         self.rescan()
         self.ingest.start()
         self.render.start()
+        self.open_library()
         self.scheduler = self._schedule()
         notify(f"READY=1\nSTATUS={self.status_line()}")
-        write_status_file(self.config.paths.library, self.progress())
+        self.publish()
         log.info("ready: watching %s and %s (%s)", self.config.paths.inbox,
                  self.config.paths.requests, self.status_line())
         return self._stop(self._serve())
 
+    def open_library(self) -> bool:
+        """Create the folders, build the work and reconcile the library; True when done.
+
+        On a `StorageFault` both lanes pause with its reason and the next try is set a
+        doubling backoff later (`_serve` makes it). Other errors propagate: a bad config or
+        rules folder, or a bug, ends the start.
+        """
+        try:
+            with translate_faults(self.config.paths, writes=("library",)):
+                ensure_folders(self.config.paths)
+                if self.work is None:
+                    self.work = self.open_work(self.config)
+                self.work.reconcile()
+        except StorageFault as fault:
+            delay = min(self.config.daemon.retry_backoff_seconds * 2 ** self.open_tries,
+                        _MAX_BACKOFF_SECONDS)
+            if self.open_tries == 0 or self.ingest.paused() != fault.what:
+                log.error("cannot open the library, work paused: %s; next try in %.1f s",
+                          fault, delay, exc_info=fault)
+            self.open_tries += 1
+            self.open_retry_at = time.monotonic() + delay
+            for lane in (self.ingest, self.render):
+                lane.pause(fault.what)
+            return False
+        if self.open_tries:
+            log.info("library open again: work resumes")
+        self.opened, self.open_tries = True, 0
+        for lane in (self.ingest, self.render):
+            lane.resume()
+        if self.reanalysis is None:  # stems analysed by older code: brought up to date
+            self.reanalysis = threading.Thread(target=self._reanalyse, daemon=True,
+                                               name="traum-reanalyse")
+            self.reanalysis.start()
+        return True
+
+    def _reanalyse(self) -> None:
+        """Re-analyse what an upgrade or a killed run left, beside the lanes; a stop or an
+        error ends it, and the next start resumes it."""
+        try:
+            report = self.work.reanalyse(stopping=self.stopping.is_set)
+        except Exception:  # the thread's boundary: the lanes carry on regardless
+            log.exception("re-analysis stopped; it resumes at the next start")
+            return
+        log.info("re-analysis: %s", report)
+
     def status_line(self) -> str:
-        """One line for ``STATUS=`` and the log: what runs, waits and settles."""
-        parts = []
-        for lane, tracker in ((self.ingest, self.inbox), (self.render, self.requests)):
-            running, waiting = lane.depth()
-            parts.append(f"{lane.name} {running} running, {waiting} queued, "
-                         f"{tracker.pending()} settling")
-        return "; ".join(parts)
+        """One line for ``STATUS=`` and the log (`daemon.service.status.status_line`)."""
+        return status_line(self.lanes)
 
     def rescan(self) -> None:
-        """Track every inbox entry and unanswered prompt that is not already being handled."""
-        for entry in scan_inbox(self.config.paths.inbox):
-            if not (self.ingest.busy_with(entry) or self._failed_unchanged(entry)):
+        """Track every inbox entry and unanswered prompt that is not already being handled;
+        forget what was remembered about entries that are gone."""
+        entries = scan_inbox(self.config.paths.inbox)
+        prompts = scan_requests(self.config.paths.requests)
+        for entry in entries:
+            if not (self.ingest.busy_with(entry) or self.ingests.failed_unchanged(entry)):
                 self.inbox.add(entry)
-        for prompt in scan_requests(self.config.paths.requests):
+        for prompt in prompts:
             if not self.render.busy_with(prompt):
                 self.requests.add(prompt)
+        log.debug("rescan: %d inbox entries, %d prompts to render", len(entries), len(prompts))
+        self.renders.forget_gone()
+        self.ingests.forget_gone()
 
     def tick(self) -> None:
         """Hand settled entries to their lanes."""
@@ -187,44 +235,62 @@ class Service:
         if watchdog_interval() is not None and self.healthy():
             message = f"WATCHDOG=1\n{message}"
         notify(message)
-        write_status_file(self.config.paths.library, self.progress())
+        self.publish()
 
-    def progress(self) -> dict:
-        """What each lane runs and how much waits (the `in_progress` of `traum status`)."""
-        report = {"pid": os.getpid(), "updated_at": time.time()}
-        for lane, tracker in ((self.ingest, self.inbox), (self.render, self.requests)):
-            running, waiting = lane.depth()
-            current = lane.current
-            report[lane.name] = {"running": current.name if running and current else None,
-                                 "queued": waiting, "settling": tracker.pending()}
-        return report
+    def publish(self) -> None:
+        """Write the status file; a failure (a read-only library) is logged once."""
+        try:
+            write_status_file(self.config.paths.library, progress(self.lanes))
+        except OSError as exc:
+            if not self.status_failed:
+                log.warning("cannot write the status file for traum status: %s",
+                            exc.strerror or exc)
+            self.status_failed = True
+        else:
+            self.status_failed = False
 
     def healthy(self) -> bool:
         return (self.ingest.alive() and self.render.alive()
-                and self.observer is not None and self.observer.is_alive())
+                and self.observer is not None and self.observer.is_alive()
+                and (self.scheduler is None or self.scheduler.alive()))
 
     def reload(self) -> None:
         """Apply a new config and rules, or keep the old ones and log why not."""
         try:
             config = load_config(self.config_path)
             ensure_folders(config.paths)
-            self.work.reload(config)
+            if self.work is not None:
+                self.work.reload(config)
         except (TraumError, OSError) as exc:
             log.error("reload rejected, keeping the running configuration: %s", exc)
             return
         old, self.config = self.config, config
-        configure_logging(config.daemon.log_level)
+        configure_logging(config.daemon.log_level, debug=self.debug)
         for tracker in (self.inbox, self.requests):
             tracker.settle_seconds = config.ingest.settle_seconds
         self.ingest.policy = self.render.policy = _policy(config)
-        jobs.set_interval(self.scheduler, "rescan", config.daemon.rescan_seconds)
-        jobs.set_interval(self.scheduler, "tick", _tick_seconds(config))
+        self.scheduler.set_interval("rescan", config.daemon.rescan_seconds)
+        self.scheduler.set_interval("tick", _tick_seconds(config))
         if (old.paths, old.daemon.polling) != (config.paths, config.daemon.polling):
             self.observer.stop()
             self.observer.join(timeout=5.0)
             self.observer = self._watch()
             self.rescan()
         log.info("configuration reloaded from %s", config.source or "built-in defaults")
+
+    def backup(self) -> None:
+        """The daily copy of stems.db (``daemon.backups`` kept); a failure is logged and
+        the next check tries again."""
+        library = self.config.paths.library
+        if not (self.opened and self.config.paths.database.is_file()):
+            return  # nothing to copy yet, or the library is not usable
+        try:
+            made = take_daily_backup(library, keep=self.config.daemon.backups)
+        except (StoreError, OSError) as exc:
+            log.error("daily backup not taken: %s", exc)
+            return
+        if made is not None:
+            log.info("daily backup: %s", made)
 
     def _watch(self):
         paths = self.config.paths
@@ -236,21 +302,27 @@ class Service:
         ]
         return start_observer(watches, polling=self.config.daemon.polling)
 
-    def _schedule(self):
+    def _schedule(self) -> jobs.Scheduler:
         interval = watchdog_interval()
         return jobs.start_scheduler(
             tick=self.tick, tick_seconds=_tick_seconds(self.config),
             rescan=self.rescan, rescan_seconds=self.config.daemon.rescan_seconds,
             heartbeat=self.heartbeat,
-            heartbeat_seconds=min(interval or _STATUS_SECONDS, _STATUS_SECONDS))
+            heartbeat_seconds=min(interval or _STATUS_SECONDS, _STATUS_SECONDS),
+            backup=self.backup, backup_seconds=_BACKUP_CHECK_SECONDS)
 
     def _serve(self) -> int:
-        """Block on signals until asked to stop; return the exit code."""
+        """Block on signals until asked to stop; retry opening the library while it is
+        not open; return the exit code."""
         while True:
+            wait = _HEALTH_SECONDS if self.opened else min(
+                _HEALTH_SECONDS, max(0.0, self.open_retry_at - time.monotonic()))
             try:
-                signum = self.signals.get(timeout=_HEALTH_SECONDS)
+                signum = self.signals.get(timeout=wait)
             except queue.Empty:
-                if not self.healthy():
+                if not self.opened and time.monotonic() >= self.open_retry_at:
+                    self.open_library()
+                elif not self.healthy():
                     log.critical("a worker thread died; exiting so the supervisor restarts us")
                     return 1
                 continue
@@ -262,8 +334,9 @@ class Service:
     def _stop(self, code: int) -> int:
         deadline = time.monotonic() + self.config.daemon.stop_timeout - _EXIT_MARGIN
         notify("STOPPING=1")
+        self.stopping.set()
         self.observer.stop()
-        self.scheduler.shutdown(wait=True)
+        self.scheduler.shutdown(wait=True, timeout=max(0.0, deadline - time.monotonic()))
         for lane in (self.ingest, self.render):
             lane.stop()
         busy = [f"{lane.name} of {lane.current}" for lane in (self.ingest, self.render)
@@ -276,106 +349,29 @@ class Service:
             kill_descendants(os.getpid())
             os._exit(code)  # the running item's thread cannot be interrupted: leave now
         self.observer.join(timeout=1.0)
-        self.work.close()
-        status_file(self.config.paths.library).unlink(missing_ok=True)
+        if self.work is not None:
+            self.work.close()
+        with contextlib.suppress(OSError):  # read-only: a stale status file expires by age
+            status_file(self.config.paths.library).unlink(missing_ok=True)
         log.info("stopped")
         return code
-
-    def _ingest(self, entry: Path) -> None:
-        if not os.path.lexists(entry):
-            return  # ingested or removed while it waited
-        self.gave_up.pop(entry, None)
-        log.info("ingesting %s", entry.name)
-        self.work.ingest(entry)
-
-    def _ingest_failed(self, entry: Path, exc: BaseException) -> None:
-        _log_failure("ingest", entry, exc)
-        snapshot = take_snapshot(entry)
-        if snapshot is not None:  # still in the inbox: rescans skip it until it changes
-            self.gave_up[entry] = snapshot
-
-    def _failed_unchanged(self, entry: Path) -> bool:
-        """True for an entry whose last ingest failed and that nobody changed since: a
-        rescan every few minutes must not retry the same broken input forever."""
-        failed = self.gave_up.get(entry)
-        return failed is not None and failed == take_snapshot(entry)
-
-    def _render(self, prompt: Path) -> None:
-        try:
-            written = prompt.stat().st_mtime_ns
-        except OSError:
-            return  # deleted while it waited
-        # Outputs written while the prompt was being edited look newer than the edit:
-        # remembering which text was attempted catches that case.
-        edited = self.attempted.get(prompt, written) != written
-        if not (needs_render(prompt) or edited):
-            return
-        self.attempted[prompt] = written
-        log.info("rendering %s", prompt.name)
-        self.work.render(prompt)
-        error_path(prompt).unlink(missing_ok=True)  # an older failure no longer applies
-
-    def _render_failed(self, prompt: Path, exc: BaseException) -> None:
-        _log_failure("render", prompt, exc)
-        message = str(exc) if isinstance(exc, TraumError) else (
-            f"internal error: {type(exc).__name__}: {exc}")
-        try:
-            write_error_file(prompt, message)
-        except OSError as write_exc:
-            log.error("cannot write %s: %s", error_path(prompt), write_exc)
-
-
-def kill_descendants(pid: int) -> list[int]:
-    """SIGKILL every process below `pid`; return their PIDs.
-
-    Used when the daemon must leave without waiting: a worker pool started through
-    multiprocessing's forkserver would hang on forever once its parent is gone.
-    """
-    found = descendants(pid)
-    for child in found:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signal.SIGKILL)
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """PIDs of the processes below `pid` (children, grandchildren...), from ``/proc``."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                    stat = handle.read()
-            except OSError:
-                continue  # exited meanwhile
-            # "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses.
-            parent = int(stat[stat.rindex(b")") + 2:].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, pending = [], [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
 
 
 def _policy(config: Config) -> LanePolicy:
     return LanePolicy(retries=config.daemon.retries,
                       backoff_seconds=config.daemon.retry_backoff_seconds,
-                      retryable=lambda exc: not isinstance(exc, _FINAL_ERRORS))
+                      retryable=lambda exc: not isinstance(exc, _FINAL_ERRORS),
+                      hold=_hold, max_backoff_seconds=_MAX_BACKOFF_SECONDS)
+
+
+def _hold(exc: BaseException) -> Hold | None:
+    return Hold(exc.scope, exc.what) if isinstance(exc, StorageFault) else None
 
 
 def _tick_seconds(config: Config) -> float:
     # A quarter of the settle time hands an entry over at most 25 % late; 0.1-0.5 s keeps
     # the tick cheap on a busy machine yet quick for prompts.
     return min(0.5, max(0.1, config.ingest.settle_seconds / 4))
-
-
-def _log_failure(verb: str, path: Path, exc: BaseException) -> None:
-    if isinstance(exc, TraumError):
-        log.error("%s failed for %s: %s", verb, path, exc)
-    else:
-        log.error("%s failed for %s", verb, path, exc_info=exc)
 
 
 def _flush_logs() -> None:

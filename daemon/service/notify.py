@@ -15,6 +15,8 @@ import os
 import socket
 import sys
 
+from daemon.errors import TraumError
+
 log = logging.getLogger("traum.notify")
 
 _SEND_TIMEOUT = 1.0  # seconds; systemd reads at once, so only a stuck receiver waits this
@@ -70,28 +72,50 @@ def _socket_address(value: str) -> str | None:
 
 class JournalFormatter(logging.Formatter):
     """``<6>traum.watch: message``: the priority prefix journald reads from stderr
-    (sd-daemon(3)); every line of a traceback carries it, so none is logged as info."""
+    (sd-daemon(3)); every line of a traceback carries it, so none is logged as info.
+
+    Without `debug` no traceback is written: a record that carries one (``log.exception``)
+    becomes one line ending in the exception's type and message.
+    """
 
     _PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4,
                    logging.ERROR: 3, logging.CRITICAL: 2}
 
-    def __init__(self) -> None:
+    def __init__(self, *, debug: bool = False) -> None:
         super().__init__("%(name)s: %(message)s")
+        self.debug = debug
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and not self.debug:
+            record = _one_line(record)
         prefix = f"<{self._PRIORITIES.get(record.levelno, 6)}>"
         lines = super().format(record).splitlines() or [""]
         return "\n".join(prefix + line for line in lines)
 
 
-def configure_logging(level: str) -> None:
+def _one_line(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of `record` without its traceback; the exception is named at the end unless it
+    is a `TraumError`, whose message the line already carries."""
+    exc = record.exc_info[1]
+    if isinstance(exc, TraumError):
+        return logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+    text = str(exc).strip().splitlines()
+    summary = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None,
+                                  "args": None, "msg": f"{record.getMessage()}: {summary} "
+                                  "(traum run --debug logs the traceback)"})
+
+
+def configure_logging(level: str, *, debug: bool = False) -> None:
     """Send all logging to stderr in journald style at `level`, replacing any handler set
-    up before (the CLI's); safe to call again."""
+    up before (the CLI's); safe to call again. Tracebacks only with `debug`."""
     root = logging.getLogger()
-    if not any(isinstance(h.formatter, JournalFormatter) for h in root.handlers):
+    handler = next((h for h in root.handlers if isinstance(h.formatter, JournalFormatter)),
+                   None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JournalFormatter())
         root.handlers = [handler]
+    handler.setFormatter(JournalFormatter(debug=debug))
     root.setLevel(level)
     logging.captureWarnings(True)  # library warnings get a priority prefix too
     # Even at DEBUG, numba's compiler passes and every raw inotify event are noise.

@@ -2,9 +2,9 @@
 
 The watcher is deliberately dumb: it maps every event to the *top-level entry* it belongs
 to (``inbox/KitA/sub/x.wav`` → ``inbox/KitA``; ``requests/NAME.prompt`` → itself), drops
-junk, and touches a `StabilityTracker`. Deciding what an entry contains is the ingest's job.
-Scans (at start and periodically) find what the watcher missed: folders moved in by tools
-that raise no events, overflowed event queues, network shares.
+junk, and touches a `StabilityTracker`. Which paths are entries is `daemon.folders`' rule,
+shared with the scans (at start and periodically) that find what the watcher missed:
+folders moved in by tools that raise no events, overflowed event queues, network shares.
 """
 
 from __future__ import annotations
@@ -19,106 +19,13 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from daemon.fsutil import TEMP_SUFFIX
-from daemon.ingest.unpack import is_junk as is_ingest_junk
+from daemon.folders import Locate
 from daemon.service.stability import StabilityTracker
 
 log = logging.getLogger("traum.watch")
 
-PROMPT_SUFFIX = ".prompt"
-# Folders archivers and Windows leave at the top level (the ingest's own list covers files).
-_JUNK_FOLDERS = frozenset({"__macosx", "$recycle.bin"})
-# Browsers, copy tools and our own atomic writes use these names until they rename.
-_PARTIAL_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", TEMP_SUFFIX)
 # Events from reading a file (the ingest opening a kit) say nothing about it changing.
 _READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
-
-Locate = Callable[[Path], "Path | None"]
-
-
-def is_junk(name: str) -> bool:
-    """True for top-level names that never trigger work: whatever the ingest skips as junk
-    (dotfiles and ``._*``, OS metadata, documents, images, DAW projects), ``__MACOSX``,
-    Office lock files (``~$*``) and partial downloads."""
-    lowered = name.lower()
-    return (name.startswith("~$") or lowered in _JUNK_FOLDERS
-            or lowered.endswith(_PARTIAL_SUFFIXES) or is_ingest_junk(name))
-
-
-def inbox_entry(inbox: Path, path: Path) -> Path | None:
-    """Return the top-level inbox entry `path` belongs to, or None if it is junk or outside."""
-    try:
-        parts = path.relative_to(inbox).parts
-    except ValueError:
-        return None
-    if not parts or is_junk(parts[0]):
-        return None
-    return inbox / parts[0]
-
-
-def request_entry(requests: Path, path: Path) -> Path | None:
-    """Return `path` if it is a ``NAME.prompt`` directly in the requests folder, else None.
-
-    The daemon's own outputs (``.wav``, ``.json``, ``.error.txt``, temp files) never match.
-    """
-    if path.parent != requests or path.suffix != PROMPT_SUFFIX or is_junk(path.name):
-        return None
-    return path
-
-
-def needs_render(prompt: Path) -> bool:
-    """True unless the prompt was already answered since it was last written.
-
-    Answered means ``NAME.wav`` and ``NAME.json`` both exist and are at least as new as the
-    prompt, or ``NAME.error.txt`` is (a failed prompt is retried only after an edit). "At
-    least as new" rather than "newer" so coarse-timestamp filesystems (FAT, SMB: 1-2 s)
-    do not render the same prompt forever. A prompt that vanished needs nothing.
-    """
-    try:
-        written = prompt.stat().st_mtime_ns
-    except OSError:
-        return False
-
-    def answered(suffix: str) -> bool:
-        try:
-            return prompt.with_suffix(suffix).stat().st_mtime_ns >= written
-        except OSError:
-            return False
-
-    if answered(".error.txt"):
-        return False
-    return not (answered(".wav") and answered(".json"))
-
-
-def scan_inbox(inbox: Path) -> list[Path]:
-    """Top-level non-junk inbox entries, oldest first (first dropped, first ingested)."""
-    return _scan(inbox, lambda path: inbox_entry(inbox, path))
-
-
-def scan_requests(requests: Path) -> list[Path]:
-    """Prompts in the requests folder that still need rendering, oldest first."""
-    return [prompt for prompt in _scan(requests, lambda path: request_entry(requests, path))
-            if needs_render(prompt)]
-
-
-def _scan(folder: Path, locate: Locate) -> list[Path]:
-    found = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                path = folder / entry.name
-                if locate(path) == path:
-                    found.append((_mtime(entry), entry.name, path))
-    except OSError as exc:
-        log.warning("cannot scan %s: %s", folder, exc.strerror or exc)
-    return [path for _, _, path in sorted(found)]
-
-
-def _mtime(entry: os.DirEntry) -> int:
-    try:
-        return entry.stat(follow_symlinks=False).st_mtime_ns
-    except OSError:
-        return 0
 
 
 class EntryHandler(FileSystemEventHandler):

@@ -6,8 +6,14 @@ frozen migration SQL must agree; `tests/test_store.py` checks that they do.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Mapping
+
+import numpy as np
 from peewee import (
     BlobField,
+    BooleanField,
     DatabaseProxy,
     FloatField,
     ForeignKeyField,
@@ -16,11 +22,13 @@ from peewee import (
     TextField,
 )
 
+from daemon.store.records import NOT_COLUMNS, StemRecord, column_name
+
 database = DatabaseProxy()
 
-#: Journal states. `discovered` and `analysed` are pending; the others are terminal.
+#: Journal states still to settle; the terminal ones are stored, duplicate, quarantined and
+#: skipped.
 PENDING_STATES = ("discovered", "analysed")
-TERMINAL_STATES = ("stored", "duplicate", "quarantined", "skipped")
 
 
 class BaseModel(Model):
@@ -41,35 +49,35 @@ class Kit(BaseModel):
 
 
 class Stem(BaseModel):
-    """One committed stem. `stored_path` is relative to the library folder."""
+    """One committed stem. `stored_path` is relative to the library folder.
+
+    The analysis columns are not listed here: `_add_record_columns` adds one field per
+    `StemRecord` field, so a new analysis field is declared once, in the record.
+    """
 
     kit = ForeignKeyField(Kit, backref="stems", on_delete="CASCADE")
-    rel_path = TextField()
     stored_path = TextField(unique=True)
-    content_hash = TextField(unique=True)
-    category = TextField(index=True)
-    category_confidence = FloatField()
-    category_source = TextField()
-    kind = TextField()
-    bpm = FloatField(null=True)
-    bpm_confidence = FloatField()
-    bpm_source = TextField()
-    musical_key = TextField(null=True)
-    key_confidence = FloatField()
-    key_source = TextField()
-    duration = FloatField()
-    sample_rate = IntegerField()
-    channels = IntegerField()
-    lufs = FloatField(null=True)
-    peak_db = FloatField()
-    rms_db = FloatField()
-    crest_db = FloatField()
-    tags = TextField()  # JSON list
-    embedding = BlobField(null=True)  # float32 bytes
     added_at = FloatField()
-    embedding_model = TextField(null=True)
-    descriptors = TextField(default="{}")  # JSON object
-    features = BlobField(null=True)  # float32 bytes of the classifier feature vector
+
+
+def _add_record_columns(model: type[Model], record: type) -> None:
+    """Give `model` a field for each column of the dataclass `record`, typed from its
+    annotations: ``float``, ``int``, ``bool``, ``str``, JSON text for tuples and mappings, a
+    blob for arrays; ``X | None`` is nullable."""
+    hints = typing.get_type_hints(record)
+    for item in dataclasses.fields(record):
+        if item.name in NOT_COLUMNS:
+            continue
+        options = typing.get_args(hints[item.name])
+        nullable = type(None) in options
+        kind = next((t for t in options if t is not type(None)), hints[item.name])
+        field_type = _FIELD_TYPES[typing.get_origin(kind) or kind]
+        model._meta.add_field(column_name(item.name), field_type(null=nullable))
+
+
+_FIELD_TYPES = {float: FloatField, int: IntegerField, bool: BooleanField, str: TextField,
+                tuple: TextField, Mapping: TextField, np.ndarray: BlobField}
+_add_record_columns(Stem, StemRecord)
 
 
 class IngestItem(BaseModel):
@@ -101,4 +109,17 @@ class Render(BaseModel):
     created_at = FloatField()
 
 
-MODELS = (Kit, Stem, IngestItem, Render)
+class KitProfileRow(BaseModel):
+    """The profile of one kit, as JSON (`daemon.kits.profile` reads and writes it), with a
+    stamp of the rules and stem labels it was computed from (`daemon.kits.refresh`)."""
+
+    kit = ForeignKeyField(Kit, primary_key=True, backref="profile", on_delete="CASCADE")
+    rules_hash = TextField()
+    profile = TextField()
+    computed_at = FloatField()
+
+    class Meta:
+        table_name = "kitprofile"
+
+
+MODELS = (Kit, Stem, IngestItem, Render, KitProfileRow)

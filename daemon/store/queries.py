@@ -1,47 +1,78 @@
 """Every query against the library database. Nothing else in the engine touches peewee.
 
-Rows leave this module as plain `StemRecord`s; the journal functions commit each state
-change in its own transaction so a crash at any moment leaves a consistent journal.
+Rows leave this module as records (`StemRecord`, `KitRecord`, `JournalItem`) or plain
+values, never as models. Column encodings live here: tags and descriptors as JSON, vectors
+as float32 blobs. The journal functions commit each state change in its own transaction,
+so a crash at any moment leaves a consistent journal.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import typing
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from peewee import fn
 
-from daemon.compose.plan import parse_key
+from daemon.errors import StoreError
 from daemon.store.models import (
     PENDING_STATES,
     IngestItem,
     Kit,
+    KitProfileRow,
     Render,
     Stem,
     database,
 )
-from daemon.store.records import StemRecord
+from daemon.store.records import NOT_COLUMNS, JournalItem, KitRecord, StemRecord, column_name
 
 # --- stems ----------------------------------------------------------------------------
 
+_HINTS = typing.get_type_hints(StemRecord)
 
-def to_record(stem: Stem, library: Path) -> StemRecord:
-    """Convert a row to a `StemRecord` with an absolute path under `library`."""
-    vector = np.frombuffer(stem.embedding, dtype=np.float32) if stem.embedding else None
-    return StemRecord(
-        id=stem.id, kit=stem.kit.name, path=library / stem.stored_path, rel_path=stem.rel_path,
-        category=stem.category, kind=stem.kind, bpm=stem.bpm, key=stem.musical_key,
-        duration=stem.duration, sample_rate=stem.sample_rate, channels=stem.channels,
-        lufs=stem.lufs, peak_db=stem.peak_db, tags=tuple(json.loads(stem.tags)),
-        content_hash=stem.content_hash, embedding=vector, embedding_model=stem.embedding_model,
-        bpm_confidence=stem.bpm_confidence, key_confidence=stem.key_confidence,
-        category_confidence=stem.category_confidence,
-    )
+
+def _stem_record(stem: Stem, library: Path) -> StemRecord:
+    """Convert a row (selected with its kit) to a `StemRecord` with an absolute path under
+    `library`; every other field comes from the column of the same name."""
+    values: dict[str, Any] = {"id": stem.id, "kit": stem.kit.name,
+                              "path": library / stem.stored_path}
+    for item in fields(StemRecord):
+        if item.name not in NOT_COLUMNS:
+            values[item.name] = _from_column(_HINTS[item.name],
+                                             getattr(stem, column_name(item.name)))
+    return StemRecord(**values)
+
+
+def _from_column(hint: Any, value: Any) -> Any:
+    """A stored value as the record holds it: JSON text → tuple or dict, blob → float32."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, memoryview)):
+        return np.frombuffer(value, dtype=np.float32)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return tuple(json.loads(value))
+    return json.loads(value) if origin is Mapping else value
+
+
+def _to_column(value: Any) -> Any:
+    """A value as its column stores it: arrays as float32 bytes, sequences and mappings as
+    JSON (descriptors rounded to 6 decimals, far below their meaning), numpy scalars as
+    Python numbers. Stored values pass through unchanged."""
+    if isinstance(value, np.ndarray):
+        return np.asarray(value, dtype=np.float32).tobytes()
+    if isinstance(value, (tuple, list)):
+        return json.dumps(list(value))
+    if isinstance(value, Mapping):
+        return json.dumps({key: round(float(v), 6) for key, v in value.items()})
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def list_stems(library: Path, *, category: str | None = None,
@@ -52,63 +83,15 @@ def list_stems(library: Path, *, category: str | None = None,
         query = query.where(Stem.category == category)
     if kit:
         query = query.where(Kit.name == kit)
-    return [to_record(stem, library) for stem in query]
+    return [_stem_record(stem, library) for stem in query]
 
 
-def stem_details(stem_id: int) -> dict[str, Any] | None:
-    """Sources of each analysis value and the descriptors, for `traum stems --json`."""
-    stem = Stem.get_or_none(Stem.id == stem_id)
-    if stem is None:
-        return None
-    return {"bpm_source": stem.bpm_source, "key_source": stem.key_source,
-            "category_source": stem.category_source, "rms_db": stem.rms_db,
-            "crest_db": stem.crest_db, "descriptors": json.loads(stem.descriptors)}
-
-
-def search_stems(library: Path, *, category: str | None = None, tags: Sequence[str] = (),
-                 bpm: float | None = None, key: str | None = None,
-                 limit: int = 20) -> list[tuple[StemRecord, float]]:
-    """Stems ranked by fit: tag overlap, tempo closeness (half/double time count), key
-    compatibility (same key, relative key, then distance on the circle of fifths).
-
-    A `category` filters; the other criteria only rank. Scores are in 0..1, ties by id.
-    """
-    scored = []
-    for record in list_stems(library, category=category):
-        parts = [_tag_score(record.tags, tags)] if tags else []
-        if bpm:
-            parts.append(_tempo_score(record.bpm, bpm))
-        if key:
-            parts.append(_key_score(record.key, key))
-        scored.append((record, sum(parts) / len(parts) if parts else 1.0))
-    scored.sort(key=lambda pair: (-pair[1], pair[0].id))
-    return scored[:limit]
-
-
-def _tag_score(have: Iterable[str], want: Iterable[str]) -> float:
-    want = set(want)
-    return len(want & set(have)) / len(want) if want else 1.0
-
-
-def _tempo_score(stem_bpm: float | None, bpm: float) -> float:
-    if stem_bpm is None:
-        return 0.5  # one-shots fit any tempo, but less specifically than a matching loop
-    ratio = min(abs(stem_bpm * factor / bpm - 1.0) for factor in (0.5, 1.0, 2.0))
-    return max(0.0, 1.0 - ratio / 0.25)  # 25% stretch scores zero
-
-
-def _key_score(stem_key: str | None, key: str) -> float:
-    if stem_key is None:
-        return 0.5  # drums and noise sit in any key
-    tonic, mode = parse_key(stem_key)
-    want_tonic, want_mode = parse_key(key)
-    if (tonic, mode) == (want_tonic, want_mode):
-        return 1.0
-    relative = (tonic + (3 if mode == "minor" else -3)) % 12
-    if mode != want_mode and relative == want_tonic:
-        return 0.9
-    fifths = min((7 * (tonic - want_tonic)) % 12, (7 * (want_tonic - tonic)) % 12)
-    return max(0.0, 0.8 - 0.15 * fifths)
+def stems_below_analysis_version(library: Path, version: int) -> list[StemRecord]:
+    """Stems analysed by code older than `version` (the ingest's ``ANALYSIS_VERSION``),
+    ordered by id: what a re-analysis has to visit."""
+    query = (Stem.select(Stem, Kit).join(Kit).where(Stem.analysis_version < version)
+             .order_by(Stem.id))
+    return [_stem_record(stem, library) for stem in query]
 
 
 def key_counts(categories: Iterable[str]) -> dict[str, int]:
@@ -119,23 +102,27 @@ def key_counts(categories: Iterable[str]) -> dict[str, int]:
     return {row.musical_key: row.n for row in query}
 
 
-def stem_by_hash(content_hash: str) -> Stem | None:
-    return Stem.get_or_none(Stem.content_hash == content_hash)
+def stem_id_by_hash(content_hash: str) -> int | None:
+    """The id of the stem with this content, or None."""
+    stem = Stem.get_or_none(Stem.content_hash == content_hash)
+    return None if stem is None else stem.id
 
 
-def stems_needing_embedding(model_name: str, *, limit: int = 256) -> list[Stem]:
+def stems_needing_embedding(library: Path, model_name: str, *,
+                            limit: int = 256) -> list[StemRecord]:
     """Stems whose vector is missing or was made by another backend or model."""
     query = (Stem.select(Stem, Kit).join(Kit)
              .where(Stem.embedding_model.is_null() | (Stem.embedding_model != model_name))
              .order_by(Stem.id).limit(limit))
-    return list(query)
+    return [_stem_record(stem, library) for stem in query]
 
 
 def named_stem_features() -> tuple[list[bytes], list[str]]:
-    """Classifier vectors and categories of stems whose category came from their name:
-    the user's own labelled examples for the audio category classifier."""
+    """Classifier vectors and categories of stems whose category came from their name or
+    from the user's correction: the user's own labelled examples for the classifier."""
     query = (Stem.select(Stem.features, Stem.category)
-             .where((Stem.category_source == "filename") & Stem.features.is_null(False))
+             .where(Stem.category_source.in_(("filename", "user"))
+                    & Stem.features.is_null(False))
              .order_by(Stem.id))
     rows = list(query)
     return [bytes(row.features) for row in rows], [row.category for row in rows]
@@ -143,15 +130,14 @@ def named_stem_features() -> tuple[list[bytes], list[str]]:
 
 def update_embedding(stem_id: int, vector: np.ndarray, model_name: str) -> None:
     with database.atomic():
-        (Stem.update(embedding=np.asarray(vector, np.float32).tobytes(),
-                     embedding_model=model_name)
+        (Stem.update(embedding=_to_column(np.asarray(vector)), embedding_model=model_name)
          .where(Stem.id == stem_id).execute())
 
 
 # --- kits and the journal -------------------------------------------------------------
 
 
-def claim_kit(source_name: str, name: str, source_kind: str) -> Kit:
+def claim_kit(source_name: str, name: str, source_kind: str) -> KitRecord:
     """Return the kit to ingest the inbox entry `source_name` into.
 
     An unfinished kit from the same entry is resumed; a finished kit is never reopened,
@@ -160,21 +146,53 @@ def claim_kit(source_name: str, name: str, source_kind: str) -> Kit:
     with database.atomic():
         resumed = Kit.get_or_none((Kit.source_name == source_name) & (Kit.status == "ingesting"))
         if resumed is not None:
-            return resumed
+            return _kit_record(resumed)
         candidate, number = name, 1
         while Kit.get_or_none(Kit.name == candidate) is not None:
             number += 1
             candidate = f"{name} ({number})"
-        return Kit.create(name=candidate, source_name=source_name, source_kind=source_kind,
-                          status="ingesting", added_at=time.time())
+        return _kit_record(Kit.create(name=candidate, source_name=source_name,
+                                      source_kind=source_kind, status="ingesting",
+                                      added_at=time.time()))
 
 
-def finish_kit(kit: Kit, status: str = "complete") -> None:
+def finish_kit(kit: KitRecord, status: str = "complete") -> None:
     with database.atomic():
         Kit.update(status=status, finished_at=time.time()).where(Kit.id == kit.id).execute()
 
 
-def record_items(kit: Kit, rel_paths: Iterable[str]) -> None:
+def unfinished_kits() -> list[KitRecord]:
+    return [_kit_record(kit) for kit in
+            Kit.select().where(Kit.status == "ingesting").order_by(Kit.id)]
+
+
+def complete_kits() -> list[KitRecord]:
+    """Every kit whose ingest finished, ordered by id."""
+    return [_kit_record(kit) for kit in
+            Kit.select().where(Kit.status == "complete").order_by(Kit.id)]
+
+
+def kit_profiles() -> dict[int, tuple[str, dict[str, Any]]]:
+    """Kit id → (stamp, profile) of every stored kit profile."""
+    return {row.kit_id: (row.rules_hash, json.loads(row.profile))
+            for row in KitProfileRow.select()}
+
+
+def save_kit_profile(kit_id: int, stamp: str, profile: Mapping[str, Any]) -> None:
+    """Store (or replace) the profile of a kit with the `stamp` of what it was computed from
+    (the rules and the kit's stem labels)."""
+    with database.atomic():
+        (KitProfileRow.insert(kit=kit_id, rules_hash=stamp, profile=json.dumps(profile),
+                              computed_at=time.time())
+         .on_conflict_replace().execute())
+
+
+def _kit_record(kit: Kit) -> KitRecord:
+    return KitRecord(id=kit.id, name=kit.name, source_name=kit.source_name,
+                     source_kind=kit.source_kind, status=kit.status)
+
+
+def record_items(kit: KitRecord, rel_paths: Iterable[str]) -> None:
     """Journal every file of a kit as `discovered`, keeping rows that already exist."""
     now = time.time()
     rows = [{"kit": kit.id, "rel_path": rel, "state": "discovered", "updated_at": now}
@@ -184,22 +202,55 @@ def record_items(kit: Kit, rel_paths: Iterable[str]) -> None:
             IngestItem.insert_many(rows[start:start + 500]).on_conflict_ignore().execute()
 
 
-def pending_items(kit: Kit) -> list[IngestItem]:
-    return list(IngestItem.select()
-                .where((IngestItem.kit == kit) & IngestItem.state.in_(PENDING_STATES))
-                .order_by(IngestItem.rel_path))
+def pending_items(kit: KitRecord) -> list[JournalItem]:
+    query = (IngestItem.select()
+             .where((IngestItem.kit == kit.id) & IngestItem.state.in_(PENDING_STATES))
+             .order_by(IngestItem.rel_path))
+    return [_journal_item(item) for item in query]
 
 
-def set_state(item: IngestItem, state: str, **fields: Any) -> None:
-    """Commit a journal transition of `item` (plus any extra column values)."""
-    fields.update(state=state, updated_at=time.time())
+def _journal_item(item: IngestItem) -> JournalItem:
+    return JournalItem(id=item.id, kit_id=item.kit_id, rel_path=item.rel_path,
+                       state=item.state, reason=item.reason, content_hash=item.content_hash,
+                       stem_id=item.stem_id, attempts=item.attempts,
+                       analysis=_read_analysis(item.analysis))
+
+
+def set_state(item: JournalItem, state: str, *, reason: str | None = None,
+              content_hash: str | None = None, stem_id: int | None = None,
+              analysis: Mapping[str, Any] | None = None) -> JournalItem:
+    """Commit a journal transition of `item`, with whichever of the other values are given;
+    return the item as committed. `analysis` is the stem's column values, kept until the
+    item is stored."""
+    cached = None if analysis is None else _write_analysis(analysis)
+    changes = {"reason": reason, "content_hash": content_hash, "stem": stem_id,
+               "analysis": cached}
+    changes = {name: value for name, value in changes.items() if value is not None}
     with database.atomic():
-        IngestItem.update(**fields).where(IngestItem.id == item.id).execute()
-    for name, value in fields.items():
-        setattr(item, name, value)
+        (IngestItem.update(state=state, updated_at=time.time(), **changes)
+         .where(IngestItem.id == item.id).execute())
+    return replace(item, state=state, reason=item.reason if reason is None else reason,
+                   content_hash=item.content_hash if content_hash is None else content_hash,
+                   stem_id=item.stem_id if stem_id is None else stem_id,
+                   analysis=item.analysis if cached is None else _read_analysis(cached))
 
 
-def count_attempts(items: Sequence[IngestItem]) -> None:
+def _write_analysis(columns: Mapping[str, Any]) -> str:
+    """JSON of stem column values; blobs as base64."""
+    stored = {name: _to_column(value) for name, value in columns.items()}
+    return json.dumps({name: {"base64": base64.b64encode(value).decode("ascii")}
+                       if isinstance(value, bytes) else value
+                       for name, value in stored.items()})
+
+
+def _read_analysis(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    return {name: base64.b64decode(value["base64"]) if isinstance(value, dict) else value
+            for name, value in json.loads(text).items()}
+
+
+def count_attempts(items: Sequence[JournalItem]) -> None:
     """Commit one more analysis attempt for each item, before its analysis starts."""
     ids = [item.id for item in items]
     with database.atomic():
@@ -208,30 +259,39 @@ def count_attempts(items: Sequence[IngestItem]) -> None:
              .where(IngestItem.id.in_(ids[start:start + 500])).execute())
 
 
-def commit_stem(item: IngestItem, values: Mapping[str, Any]) -> Stem:
-    """Insert the stem row and mark its journal item `stored` in one transaction."""
+def commit_stem(item: JournalItem, columns: Mapping[str, Any], *, stored_path: str,
+                content_hash: str) -> int:
+    """Insert the stem row of `item` (its analysis `columns`, the library-relative
+    `stored_path` and the content hash) and mark the item `stored`, in one transaction;
+    return the stem's id.
+
+    Raises `StoreError` when a column is unknown: an analysis field the record lacks.
+    """
+    unknown = set(columns) - set(Stem._meta.fields)
+    if unknown:
+        raise StoreError(f"{item.rel_path}: no stem column for {sorted(unknown)}; add the "
+                         "field to StemRecord and a migration")
+    values = {name: _to_column(value) for name, value in columns.items()}
     with database.atomic():
-        stem = Stem.create(kit=item.kit_id, added_at=time.time(), **values)
+        stem = Stem.create(**values, kit=item.kit_id, rel_path=item.rel_path,
+                           stored_path=stored_path, content_hash=content_hash,
+                           added_at=time.time())
         IngestItem.update(state="stored", stem=stem.id, updated_at=time.time(),
-                          content_hash=values["content_hash"], analysis=None,
+                          content_hash=content_hash, analysis=None,
                           reason="").where(IngestItem.id == item.id).execute()
-    return stem
+    return stem.id
 
 
-def item_states(kit: Kit) -> dict[str, int]:
+def item_states(kit: KitRecord) -> dict[str, int]:
     """Journal state counts of one kit."""
     query = (IngestItem.select(IngestItem.state, fn.COUNT(IngestItem.id).alias("n"))
-             .where(IngestItem.kit == kit).group_by(IngestItem.state))
+             .where(IngestItem.kit == kit.id).group_by(IngestItem.state))
     return {row.state: row.n for row in query}
 
 
 def stored_paths() -> set[str]:
     """Library-relative paths of every committed stem (for reconciling files on disk)."""
     return {row.stored_path for row in Stem.select(Stem.stored_path)}
-
-
-def unfinished_kits() -> list[Kit]:
-    return list(Kit.select().where(Kit.status == "ingesting").order_by(Kit.id))
 
 
 # --- status ---------------------------------------------------------------------------

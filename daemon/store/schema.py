@@ -89,7 +89,44 @@ _V3 = [
     "ALTER TABLE stem ADD COLUMN features BLOB",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
+# Version 4: the version of the analysis code per stem, so a re-analysis can find stems
+# analysed by older code (0: analysed before versions were recorded). The analysis cached in
+# the journal changed form (the stem's column values), so the few files a crash left
+# analysed but not stored under an older release are analysed again.
+_V4 = [
+    "ALTER TABLE stem ADD COLUMN analysis_version INTEGER NOT NULL DEFAULT 0",
+    "UPDATE ingestitem SET state = 'discovered', analysis = NULL WHERE state = 'analysed'",
+]
+
+# Version 5: a profile per kit (genre family, tempo, keys, sound; JSON written by
+# daemon.kits.profile) with a stamp of the rules and the stem labels it was computed from, so
+# a rules change, a correction or a re-analysis is noticed and the profile computed again.
+_V5 = [
+    """CREATE TABLE kitprofile (
+        kit_id INTEGER PRIMARY KEY REFERENCES kit(id) ON DELETE CASCADE,
+        rules_hash TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        computed_at REAL NOT NULL)""",
+]
+
+# Version 6: the evidence a kit's tempo and key consensus weighs (the audio pulse, the
+# summed chroma), why a tempo or key is uncertain, and whether a key is trusted without
+# listening. Keys from names were trusted before; audio keys are checked again by ear until a
+# re-analysis (ANALYSIS_VERSION 2) weighs them per kit. Cached analyses lack the new fields:
+# those few files are analysed again.
+_V6 = [
+    "ALTER TABLE stem ADD COLUMN pulse_bpm REAL",
+    "ALTER TABLE stem ADD COLUMN pulse_confidence REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE stem ADD COLUMN pulse_kicks INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE stem ADD COLUMN chroma BLOB",
+    "ALTER TABLE stem ADD COLUMN bpm_reason TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE stem ADD COLUMN key_trusted INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE stem ADD COLUMN key_reason TEXT NOT NULL DEFAULT ''",
+    "UPDATE stem SET key_trusted = 1 WHERE key_source = 'filename'",
+    "UPDATE ingestitem SET state = 'discovered', analysis = NULL WHERE state = 'analysed'",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 LATEST = max(MIGRATIONS)
 
 

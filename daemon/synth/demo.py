@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.compose.plan import format_key, parse_key
+from daemon.keys import format_key, parse_key
 from daemon.synth.kit import key_token, synthesize_kit, write_kit_zip
 
 

@@ -11,6 +11,7 @@ import pedalboard
 
 from daemon.synth.dsp import (
     apply_effects,
+    butter,
     finish_oneshot,
     loop_frames,
     rng_for,
@@ -44,3 +45,26 @@ def synth_riser(
     # A downlifter is the riser played backwards: it starts bright and loud, then falls.
     return finish_oneshot(wet if rising else wet[:, ::-1].copy(), sample_rate=sample_rate,
                           peak_db=-2.0)
+
+
+def synth_crackle(*, sample_rate: int, seconds: float = 4.0, seed: int) -> np.ndarray:
+    """Vinyl crackle over surface hiss: a noise bed, ``(2, n)`` float32, `seconds` long.
+
+    Sparse random clicks (about 40 a second, a few samples each, random level) over
+    band-limited hiss at -30 dB, with no pulse and no pitch. It is what a lo-fi kit calls
+    an atmosphere, and what a renderer must never mistake for a hi-hat.
+    """
+    rng = rng_for(seed, "crackle")
+    frames = int(round(seconds * sample_rate))
+    # Band-passed hiss, 500 Hz–8 kHz: the surface noise of a worn record, at -30 dB.
+    hiss = butter(rng.standard_normal(frames), sample_rate=sample_rate,
+                  cutoff=(500.0, min(8000.0, 0.45 * sample_rate)), kind="bandpass")
+    hiss *= 10 ** (-30 / 20)
+    clicks = np.zeros(frames)
+    count = int(40 * seconds)
+    positions = rng.integers(0, max(1, frames - 8), count)
+    # A click is a few samples of decaying noise: broadband, far shorter than any drum hit.
+    for position, level in zip(positions, rng.uniform(0.05, 0.6, count)):
+        clicks[position:position + 6] += level * rng.standard_normal(6) * np.geomspace(1, 0.1, 6)
+    return finish_oneshot(stereo(hiss + clicks), sample_rate=sample_rate, peak_db=-6.0)
+

@@ -18,8 +18,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import soundfile as sf
 
-from daemon.compose.plan import MAX_BPM, MIN_BPM, TONICS, format_key, parse_key
+from daemon.compose.plan import MAX_BPM, MIN_BPM
 from daemon.errors import PlanError
+from daemon.keys import TONICS, format_key, parse_key
 from daemon.synth import drums, fx, tonal
 from daemon.synth.dsp import rng_for
 from daemon.taxonomy import CATEGORIES

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from daemon.compose.plan import parse_key
+from daemon.keys import parse_key
 
 #: Semitones of each scale degree above the tonic (natural minor / major).
 SCALE_STEPS = {"minor": (0, 2, 3, 5, 7, 8, 10), "major": (0, 2, 4, 5, 7, 9, 11)}

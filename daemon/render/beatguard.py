@@ -1,0 +1,198 @@
+"""The kick leads, checked on the mix: percussion that out-pulses the kick waits for later.
+
+In four-on-the-floor genres the kick's pulse must be the strongest periodicity of the groove.
+After the mix, every section with a kick is measured the way a listener's tempo sense (and
+``bench/fidelity.py``) hears it: the strongest 60–200 BPM periodicity of the full-band onset
+envelope (log-mel spectral flux, Fourier tempogram over the section). Where that is not the
+plan's tempo by a margin, each percussion lane playing there is heard alone, and the lanes
+that pulse strongly at the rival pulse are the culprits. One whose own strongest pulse is off
+the beat (a 3-step cycle, five hits a bar) fights the beat and is left out of that section;
+offbeat hats, pulsing with the beat, never are. Level alone does not tame a fighter: onset
+strength is measured in decibels, and a quieter hit still starts as sharply. A backbeat (a
+clap on 2 and 4) that makes the half tempo out-pulse the kick is lowered instead: it sounds
+with the kick, so its level does decide how much it adds. The track is mixed again after
+each step.
+
+Onsets are computed with `daemon.embed.spectral` (plain numpy), as everywhere in the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from daemon.compose.plan import Plan
+from daemon.config import RenderSettings
+from daemon.embed.spectral import mel_filterbank, power_stft
+from daemon.render.groove import KICK_CATEGORY
+from daemon.render.mix import MixResult, mix_regions
+from daemon.render.patterns import GenrePattern
+from daemon.render.sequence import Grid, Region, render_region
+
+#: librosa's onset-strength defaults, over the full band: a hi-hat's flux above 11 kHz is
+#: part of what a tempo sense hears (measured without it, kicks "lead" that do not).
+N_FFT, HOP, MELS = 2048, 512, 128
+TOP_DB = 80.0  # quieter than this below the loudest bin is silence
+PULSE_RANGE = (60.0, 200.0)  # BPM range a tempo sense picks a beat from
+PULSE_STEP = 0.25  # BPM resolution of the tempogram
+TOLERANCE = 0.03  # a pulse within 3 % of the tempo is the tempo
+#: The kick leads when its pulse beats every other by this factor: mastering and the level
+#: rides after the mix change the onsets a little, so a bare lead is not kept.
+LEAD_MARGIN = 1.25
+#: A lane heard alone that pulses at the rival this strongly (a share of its own strongest
+#: pulse) is one that makes it.
+GUILTY_SHARE = 0.5
+SOLO_RANGE = (60.0, 600.0)  # a lane heard alone: up to sixteenths at 150 BPM
+#: A lane that pulses at the beat or half of it (offbeat hats, a clap on 2 and 4) nearly as
+#: strongly as at its own strongest pulse moves with the kick and is never left out (a sparse
+#: pattern pulses at every multiple of its period about equally); a syncopated cycle does not.
+ALLIED = (0.5, 1.0)
+ON_BEAT_SHARE = 0.8
+#: A backbeat that out-pulses the kick is lowered by these steps, one mix each: on the beat with
+#: the kick, a clap's onset only stands out by its level (by up to 12 dB it stays a backbeat).
+BACKBEAT_STEPS_DB = (-6.0, -12.0)
+
+
+def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region], np.ndarray],
+                     grid: Grid, plan: Plan, pattern: GenrePattern,
+                     settings: RenderSettings) -> tuple[MixResult, list[Region], list[str]]:
+    """Mix `regions` (`daemon.render.mix.mix_regions`); in a four-on-the-floor plan, where the
+    kick does not lead, leave out percussion that fights the beat and lower a backbeat that
+    out-pulses the kick (`BACKBEAT_STEPS_DB`), mixing again after each step. Returns the mix,
+    the regions it was made of and a note per change."""
+    def mix(parts: Sequence[Region], trims: dict[str, float]) -> MixResult:
+        return mix_regions(parts, source_for=source_for, grid=grid, plan=plan, pattern=pattern,
+                           settings=settings, trims=trims)
+
+    current, trims, notes = list(regions), {}, []
+    mixed = mix(current, trims)
+    if not plan.four_on_floor:
+        return mixed, current, notes
+    spans = section_spans(plan, grid)
+    for step in BACKBEAT_STEPS_DB:
+        failing = {index: pulse for index in kick_sections(current)
+                   if (pulse := lead(mixed.bus[:, slice(*spans[index])], grid.sample_rate,
+                                     plan.bpm)) is not None}
+        shares = rival_shares(current, failing, source_for=source_for, grid=grid, plan=plan,
+                              pattern=pattern)
+        guilty = {key: beat for key, (rival, beat) in shares.items() if rival >= GUILTY_SHARE}
+        fighters = {(lane, index): failing[index] for (lane, index), beat in guilty.items()
+                    if beat < ON_BEAT_SHARE}
+        backbeat = sorted({lane for lane, index in guilty
+                           if _near(failing[index], plan.bpm / 2)
+                           and trims.get(lane, 0.0) > step})
+        if not fighters and not backbeat:
+            break
+        current = without(current, set(fighters), plan)
+        trims.update(dict.fromkeys(backbeat, step))
+        notes += [f"{lane} left out of {plan.structure[index].section}: it pulses at "
+                  f"{pulse:.1f} BPM against the kick's {plan.bpm:g}"
+                  for (lane, index), pulse in fighters.items()]
+        notes += [f"{lane} {step:+g} dB: its backbeat out-pulsed the kick" for lane in backbeat]
+        mixed = mix(current, trims)
+    return mixed, current, notes
+
+
+def rival_shares(regions: Sequence[Region], rivals: Mapping[int, float], *,
+                 source_for: Callable[[Region], np.ndarray], grid: Grid, plan: Plan,
+                 pattern: GenrePattern) -> dict[tuple[str, int], tuple[float, float]]:
+    """(lane, section) → (rival share, beat share) of each percussion lane but the kick, heard
+    alone in a section of `rivals` (section → the pulse that beat the kick there): how
+    strongly it pulses at that rival and at the beat or half of it (`ALLIED`), as shares of
+    its own strongest pulse up to `SOLO_RANGE` (each region rendered once)."""
+    spans = section_spans(plan, grid)
+    shares = {}
+    for region in regions:
+        if region.category == KICK_CATEGORY or not region.traits.percussive:
+            continue
+        solo = None
+        for index in (i for i in region.sections if i in rivals):
+            solo = render_region(region, source_for(region), grid=grid, plan=plan,
+                                 pattern=pattern) if solo is None else solo
+            begin, end = (position - grid.bar(region.start_bar) for position in spans[index])
+            bpms, strength = tempogram(solo[:, begin:end], grid.sample_rate, SOLO_RANGE)
+            shares[(region.lane, index)] = (
+                _share(bpms, strength, [rivals[index]]),
+                _share(bpms, strength, [plan.bpm * factor for factor in ALLIED]))
+    return shares
+
+
+def kick_sections(regions: Sequence[Region]) -> list[int]:
+    """Indexes of the sections where a kick lane plays, in order."""
+    return sorted({index for region in regions if region.category == KICK_CATEGORY
+                   for index in region.sections})
+
+
+def section_spans(plan: Plan, grid: Grid) -> list[tuple[int, int]]:
+    """(first sample, end sample) of every section."""
+    starts = [*plan.section_starts(), plan.bars]
+    return [(grid.bar(a), grid.bar(b)) for a, b in zip(starts[:-1], starts[1:])]
+
+
+def without(regions: Sequence[Region], left_out: set[tuple[str, int]],
+            plan: Plan) -> list[Region]:
+    """`regions` with the (lane, section) pairs in `left_out` cut out (a region losing a
+    section in its middle becomes two)."""
+    starts = [*plan.section_starts(), plan.bars]
+    kept = []
+    for region in regions:
+        run: list[int] = []
+        for index in (*region.sections, None):
+            if index is not None and (region.lane, index) not in left_out and (
+                    not run or index == run[-1] + 1):
+                run.append(index)
+                continue
+            if run:
+                kept.append(replace(region, sections=tuple(run), start_bar=starts[run[0]],
+                                    end_bar=starts[run[-1] + 1]))
+            run = [index] if index is not None and (region.lane, index) not in left_out else []
+    return sorted(kept, key=lambda r: (r.start_bar, r.lane))
+
+
+def lead(audio: np.ndarray, sample_rate: int, bpm: float) -> float | None:
+    """None when the kick's tempo `bpm` is the strongest `PULSE_RANGE` pulse of `audio` by
+    `LEAD_MARGIN`, else the strongest other pulse (BPM)."""
+    bpms, strength = tempogram(audio, sample_rate, PULSE_RANGE)
+    beat = np.abs(bpms / bpm - 1.0) < TOLERANCE
+    rival = int(np.argmax(np.where(beat, 0.0, strength)))
+    if beat.any() and strength[beat].max() >= LEAD_MARGIN * strength[rival]:
+        return None
+    return float(bpms[rival])
+
+
+def tempogram(audio: np.ndarray, sample_rate: int,
+              bpm_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(BPMs, strengths) of the onset envelope's periodicities in `bpm_range`: a Fourier
+    tempogram over the whole passage, sampled at least every `PULSE_STEP` BPM (a zero-padded
+    FFT of the windowed envelope)."""
+    envelope = onset_envelope(audio, sample_rate)
+    envelope = (envelope - envelope.mean()) * np.hanning(envelope.size)
+    frame_rate = sample_rate / HOP
+    size = max(envelope.size, 1 << int(np.ceil(np.log2(60.0 * frame_rate / PULSE_STEP))))
+    strength = np.abs(np.fft.rfft(envelope, n=size))
+    bpms = np.fft.rfftfreq(size, d=1.0 / frame_rate) * 60.0
+    band = (bpms >= bpm_range[0]) & (bpms <= bpm_range[1])
+    return bpms[band], strength[band]
+
+
+def onset_envelope(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Spectral flux of the log-mel spectrogram (`MELS` bands, `TOP_DB` range): the mean over
+    bands of each band's rise in dB from the previous frame."""
+    power = power_stft(np.asarray(audio, dtype=np.float32).mean(axis=0), n_fft=N_FFT, hop=HOP)
+    mel = mel_filterbank(sample_rate=sample_rate, n_fft=N_FFT, n_mels=MELS) @ power
+    decibels = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    decibels = np.maximum(decibels, decibels.max() - TOP_DB)
+    return np.maximum(0.0, np.diff(decibels, axis=1)).mean(axis=0)
+
+
+def _share(bpms: np.ndarray, strength: np.ndarray, pulses: Sequence[float]) -> float:
+    """The strongest of `pulses` in a tempogram, as a share of its strongest pulse."""
+    near = np.any([np.abs(bpms / pulse - 1.0) < TOLERANCE for pulse in pulses], axis=0)
+    peak = strength.max()
+    return float(strength[near].max() / peak) if near.any() and peak > 0 else 0.0
+
+
+def _near(pulse: float, bpm: float) -> bool:
+    return abs(pulse / bpm - 1.0) < TOLERANCE
