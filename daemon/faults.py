@@ -114,7 +114,7 @@ def _chain(exc: BaseException) -> Iterator[OSError | sqlite3.Error]:
 def _file_fault(error: OSError, paths: Paths, writes: tuple[str, ...]) -> StorageFault | None:
     path = Path(os.fsdecode(error.filename)) if isinstance(error.filename, (str, bytes)) else None
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return disk_full(paths, path=path, writes=writes, quota=error.errno == errno.EDQUOT)
+        return _disk_full(paths, path=path, writes=writes, quota=error.errno == errno.EDQUOT)
     if error.errno == errno.EROFS:
         return _read_only(paths, path=path, writes=writes)
     if error.errno in (errno.EACCES, errno.EPERM):
@@ -131,7 +131,7 @@ def _file_fault(error: OSError, paths: Paths, writes: tuple[str, ...]) -> Storag
     return None
 
 
-def disk_full(paths: Paths, *, path: Path | None, writes: tuple[str, ...],
+def _disk_full(paths: Paths, *, path: Path | None, writes: tuple[str, ...],
               quota: bool = False) -> StorageFault:
     """No space (or quota) left where `path` lies, else on the fullest of `writes`."""
     label, folder = _locate(path, paths) or min(

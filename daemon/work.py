@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,15 +25,13 @@ from daemon.errors import (
 )
 from daemon.faults import translate_faults
 from daemon.folders import (
-    expired_leftovers,
     read_prompt,
     read_status_file,
-    scan_inbox,
-    scan_requests,
 )
 from daemon.ingest.kitpass import KitRules, load_kit_rules
 from daemon.ingest.pipeline import Analyser, IngestContext, IngestReport, Progress, ingest_kit
 from daemon.ingest.reconcile import ReconcileReport, reconcile_library
+from daemon.status import collect_status
 from daemon.store import queries
 from daemon.store.db import open_database
 from daemon.store.records import StemRecord
@@ -68,6 +65,7 @@ class Engine:
         self._analyser_config: Config | None = None
         self._backend = None
         self._lock = threading.Lock()
+        self._analyser_lock = threading.Lock()
         self.in_progress: dict[str, str] = {}
 
     # -- the daemon's Work protocol ---------------------------------------------------
@@ -330,21 +328,23 @@ class Engine:
                               for genre in genres for word in (genre.name, *genre.synonyms)})
 
     def _ensure_analyser(self) -> Analyser:
-        if self._analyser is not None and self._analyser_config is not self.config:
-            self._analyser.close()  # config or rules were reloaded since it started
-            self._analyser = None
-        if self._analyser is None:
-            from daemon.ingest.rules import load_analysis_rules
+        # The ingest lane and the background re-analysis both ask for the pool: one builds it.
+        with self._analyser_lock:
+            if self._analyser is not None and self._analyser_config is not self.config:
+                self._analyser.close()  # config or rules were reloaded since it started
+                self._analyser = None
+            if self._analyser is None:
+                from daemon.ingest.rules import load_analysis_rules
 
-            # Validate here, in the main process, so a bad rules/ folder is a RuleError
-            # naming the file rather than a broken worker pool.
-            load_analysis_rules(self.config.paths.rules)
-            self._analyser_config = self.config
-            self._analyser = Analyser(workers=self.config.ingest.workers,
-                                      rules_dir=self.config.paths.rules,
-                                      classifiers=(self._library_classifier(),
-                                                   self._base_classifier()))
-        return self._analyser
+                # Validate here, in the main process, so a bad rules/ folder is a RuleError
+                # naming the file rather than a broken worker pool.
+                load_analysis_rules(self.config.paths.rules)
+                self._analyser_config = self.config
+                self._analyser = Analyser(workers=self.config.ingest.workers,
+                                          rules_dir=self.config.paths.rules,
+                                          classifiers=(self._library_classifier(),
+                                                       self._base_classifier()))
+            return self._analyser
 
     def classifier_path(self) -> Path:
         """The classifier the workers use: the one that learnt from the library's named
@@ -373,27 +373,6 @@ def present_stems(stems: Sequence[StemRecord]) -> list[StemRecord]:
             log.warning("%s: stored stem deleted by hand, left out of renders; run traum "
                         "doctor --fix so the library forgets it", stem.path)
     return present
-
-
-def collect_status(config: Config, *, in_progress: dict[str, str] | None = None) -> dict:
-    """Everything `traum status` reports; the JSON keys are a stable interface."""
-    stats = queries.library_stats()
-    now = time.time()
-    quarantine = config.paths.quarantine
-    quarantined = (sum(1 for p in quarantine.rglob("*.reason.txt"))
-                   if quarantine.is_dir() else 0)
-    return {
-        "stems": stats["stems"], "kits": stats["kits"], "by_category": stats["by_category"],
-        "kits_by_status": stats["kits_by_status"], "journal": stats["journal"],
-        "renders": stats["renders"], "quarantined": quarantined,
-        "pending": {"inbox": [p.name for p in scan_inbox(config.paths.inbox)],
-                    "requests": [p.name for p in scan_requests(config.paths.requests)]},
-        "in_progress": in_progress or {}, "last_errors": queries.last_errors(),
-        "expired": [{"path": str(item.path), "days": round(item.age_days(now), 1)}
-                    for item in expired_leftovers(config.paths, keep_days=config.daemon.keep_days,
-                                                  now=now)],
-        "library": str(config.paths.library), "checked_at": now,
-    }
 
 
 def _summary(report: IngestReport) -> str:

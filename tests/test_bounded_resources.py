@@ -1,6 +1,6 @@
 """Bounded folders: quarantine and error files expire after ``daemon.keep_days`` (listed by
 `traum status`, removed by `traum gc`), and a running daemon keeps the conform cache within
-``render.cache_max_mb``."""
+``render.cache_max_mb`` and its daily backups to ``daemon.backups``."""
 
 from __future__ import annotations
 
@@ -96,9 +96,15 @@ def test_status_lists_and_gc_removes_expired_files(paths: Paths, tmp_path: Path)
     assert "older than daemon.keep_days" not in traum(tmp_path, "status").stdout
 
 
-def test_running_daemon_keeps_the_conform_cache_within_its_limit(tmp_path: Path) -> None:
+def test_running_daemon_bounds_its_cache_and_backups(tmp_path: Path) -> None:
     space = Workspace(tmp_path, "real")
-    space.config.write_text(space.config.read_text() + "[render]\ncache_max_mb = 16\n")
+    config = space.config.read_text().replace('log_level = "DEBUG"\n',
+                                              'log_level = "DEBUG"\nbackups = 2\n')
+    space.config.write_text(config + "[render]\ncache_max_mb = 16\n")
+    backups = space.library / "backups"
+    backups.mkdir(parents=True)
+    for day in (1, 2, 3):  # an older rotation: only the newest daemon.backups stay
+        (backups / f"stems-2020010{day}-000000.db").write_bytes(b"")
     cache = space.library / "cache"
     cache.mkdir(parents=True)
     stale = cache / "conform-0123456789abcdef0123.npy"  # a conform version before ours
@@ -117,6 +123,7 @@ def test_running_daemon_keeps_the_conform_cache_within_its_limit(tmp_path: Path)
         prompt.write_text("driving techno 130 bpm")
         daemon.wait_for(lambda: answered(prompt) and "conform cache: pruned" in daemon.log(),
                         "a render and the cache pruned", 300)
+        daemon.wait_for(lambda: "daily backup: " in daemon.log(), "the daily backup")
     finally:
         for running in space.daemons:
             running.close()
@@ -128,3 +135,5 @@ def test_running_daemon_keeps_the_conform_cache_within_its_limit(tmp_path: Path)
     kept = [path for path in old if path.exists()]
     assert kept == old[len(old) - len(kept):]  # least recently used went first
     assert len(kept) < len(old)
+    rotation = sorted(path.name for path in backups.iterdir())
+    assert len(rotation) == 2 and rotation[0] == "stems-20200103-000000.db"  # and today's

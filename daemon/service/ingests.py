@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.service.renders import log_failure
+from daemon.service.notify import log_failure
 from daemon.service.stability import Snapshot, take_snapshot
 
 log = logging.getLogger("traum.daemon")

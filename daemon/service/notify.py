@@ -14,10 +14,12 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 
 from daemon.errors import TraumError
 
 log = logging.getLogger("traum.notify")
+_work_log = logging.getLogger("traum.daemon")  # where the lanes' failures are reported
 
 _SEND_TIMEOUT = 1.0  # seconds; systemd reads at once, so only a stuck receiver waits this
 
@@ -121,3 +123,11 @@ def configure_logging(level: str, *, debug: bool = False) -> None:
     # Even at DEBUG, numba's compiler passes and every raw inotify event are noise.
     for noisy in ("numba", "watchdog"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+
+
+def log_failure(verb: str, path: Path, exc: BaseException) -> None:
+    """One line for a work item that failed for good; a bug's traceback only with --debug."""
+    if isinstance(exc, TraumError):
+        _work_log.error("%s failed for %s: %s", verb, path, exc)
+    else:  # a bug: the traceback is logged with --debug (see `configure_logging`)
+        _work_log.error("%s failed for %s", verb, path, exc_info=exc)

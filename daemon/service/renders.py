@@ -16,6 +16,7 @@ from pathlib import Path
 from daemon.errors import TraumError
 from daemon.folders import error_path, has_answer, needs_render
 from daemon.fsutil import write_text_atomic
+from daemon.service.notify import log_failure
 
 log = logging.getLogger("traum.daemon")
 
@@ -77,10 +78,3 @@ class Renders:
         for prompt in list(self.attempted):
             if not prompt.exists():
                 self.attempted.pop(prompt, None)
-
-
-def log_failure(verb: str, path: Path, exc: BaseException) -> None:
-    if isinstance(exc, TraumError):
-        log.error("%s failed for %s: %s", verb, path, exc)
-    else:  # a bug: the traceback is logged with --debug (see `configure_logging`)
-        log.error("%s failed for %s", verb, path, exc_info=exc)
