@@ -57,9 +57,7 @@ class Engine:
     def __init__(self, config: Config) -> None:
         self.config = config
         ensure_folders(config.paths)
-        # matplotlib (the arrangement picture) keeps its font cache here: the service's
-        # home may be read-only, and a cache rebuilt on every start costs seconds.
-        os.environ.setdefault("MPLCONFIGDIR", str(config.paths.cache / "matplotlib"))
+        use_matplotlib_cache(config.paths.cache / "matplotlib")
         open_database(config.paths.database)
         self._analyser: Analyser | None = None
         self._analyser_config: Config | None = None
@@ -361,6 +359,19 @@ class Engine:
         from daemon.ingest.classify import CLASSIFIER_FILE
 
         return self.config.paths.cache / CLASSIFIER_FILE.replace("classifier", "classifier_library")
+
+
+def use_matplotlib_cache(folder: Path) -> None:
+    """Keep matplotlib's font cache (the arrangement picture) in the library: the service's
+    home may be read-only, and a cache rebuilt on every start costs seconds. A value the
+    user set is kept; one an earlier engine of this process set follows the new library."""
+    if os.environ.get("MPLCONFIGDIR", _MPL_DIRS[-1]) == _MPL_DIRS[-1]:
+        os.environ["MPLCONFIGDIR"] = str(folder)
+        _MPL_DIRS.append(str(folder))
+
+
+#: MPLCONFIGDIR values set by engines of this process (the first entry matches "unset").
+_MPL_DIRS: list[str] = [""]
 
 
 def present_stems(stems: Sequence[StemRecord]) -> list[StemRecord]:

@@ -146,6 +146,9 @@ def test_systemd_verify_accepts_the_unit(tmp_path: Path, user: bool) -> None:
 #: analysis counts a unit without User= as root.
 _ACCEPTED = {"RootDirectory=/RootImage=", "RestrictAddressFamilies=~AF_UNIX", "DeviceAllow=",
              "UMask="}
+# A checkout (and so the unit's ExecStart) under /tmp cannot use a private /tmp.
+if Path(traum_executable().split()[0]).resolve().is_relative_to("/tmp"):
+    _ACCEPTED.add("PrivateTmp=")
 _ACCEPTED_USER = _ACCEPTED | {"User=/DynamicUser=", "ProtectHome="}
 
 
@@ -172,7 +175,8 @@ def test_user_unit_exposure_is_as_low_as_a_user_unit_allows(tmp_path: Path) -> N
     score, failed = _exposure(done.stdout)
     capabilities = {name for name in failed if name.startswith("CapabilityBoundingSet=")}
     assert failed - capabilities <= _ACCEPTED_USER, done.stdout
-    assert score <= 2.5, done.stdout  # 2.4 with systemd 252: capabilities are 1.9 of it
+    # 2.4 with systemd 252 (capabilities are 1.9 of it); a checkout under /tmp adds 0.2.
+    assert score <= 2.5 + (0.2 if "PrivateTmp=" in _ACCEPTED else 0.0), done.stdout
 
 
 def test_install_user_unit_reloads_but_does_not_enable(tmp_path: Path,
