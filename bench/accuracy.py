@@ -55,18 +55,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SYNTH_SPECS = ((100.0, "C major"), (124.0, "D minor"), (128.0, "A minor"), (135.0, "E minor"),
                (140.0, "F# minor"), (174.0, "G minor"), (122.0, "A# major"), (145.0, "F minor"))
 
-def mirex_key_score(estimate: str | None, truth: str) -> float:
-    """MIREX weighted key score: same 1, fifth 0.5, relative 0.3, parallel 0.2."""
-    if estimate is None:
-        return 0.0
-    (tonic, mode), (true_tonic, true_mode) = parse_key(estimate), parse_key(truth)
-    interval = (tonic - true_tonic) % 12
-    if mode == true_mode:
-        return {0: 1.0, 7: 0.5, 5: 0.5}.get(interval, 0.0)
-    relative = 9 if true_mode == "major" else 3  # C major ↔ A minor
-    return 0.3 if interval == relative else 0.2 if interval == 0 else 0.0
-
-
 def chord_progression(key: str, *, seconds: float = 6.0, rate: int = 22050) -> np.ndarray:
     """Saw-triad loop i-iv-v-i (natural minor) or I-IV-V-I (major) with a root bass."""
     tonic, mode = parse_key(key)
@@ -114,12 +102,12 @@ def measure_synth(kits: int, rules, classifier) -> dict:
                        and abs(blind.bpm - without.bpm) <= 1.0)
             if without.key:
                 _count(counts["key_names"], told.key == with_name.key)
-                analysed_key.append(mirex_key_score(blind.key, without.key))
+                analysed_key.append(kit_accuracy.mirex_key_score(blind.key, without.key))
                 pitch = key_chroma(y=prepare(audio=without.audio,
                                              sample_rate=without.sample_rate).mono)
                 for profile in PROFILES:
                     estimate, _ = estimate_key(chroma=pitch, profile=profile)
-                    key_scores[profile].append(mirex_key_score(estimate, without.key))
+                    key_scores[profile].append(kit_accuracy.mirex_key_score(estimate, without.key))
     result = {name: _rate(value) for name, value in counts.items()}
     result["key_weighted_audio"] = float(np.mean(analysed_key))
     result["key_profiles_tonal_loops"] = {p: float(np.mean(s)) for p, s in key_scores.items()}
@@ -138,7 +126,7 @@ def measure_chords() -> dict:
             pitch = key_chroma(y=chord_progression(key)[0])
             for profile in PROFILES:
                 estimate, _ = estimate_key(chroma=pitch, profile=profile)
-                scores[profile].append(mirex_key_score(estimate, key))
+                scores[profile].append(kit_accuracy.mirex_key_score(estimate, key))
     return {profile: float(np.mean(values)) for profile, values in scores.items()}
 
 
