@@ -8,7 +8,6 @@ loaded rules) and is the `Work` the daemon drives. Every method either succeeds 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from daemon.folders import (
 from daemon.ingest.kitpass import KitRules, load_kit_rules
 from daemon.ingest.pipeline import Analyser, IngestContext, IngestReport, Progress, ingest_kit
 from daemon.ingest.reconcile import ReconcileReport, reconcile_library
+from daemon.render.outputs.arrangement_png import use_picture_cache
 from daemon.status import collect_status
 from daemon.store import queries
 from daemon.store.db import open_database
@@ -57,7 +57,7 @@ class Engine:
     def __init__(self, config: Config) -> None:
         self.config = config
         ensure_folders(config.paths)
-        use_matplotlib_cache(config.paths.cache / "matplotlib")
+        use_picture_cache(config.paths.cache / "matplotlib")
         open_database(config.paths.database)
         self._analyser: Analyser | None = None
         self._analyser_config: Config | None = None
@@ -359,19 +359,6 @@ class Engine:
         from daemon.ingest.classify import CLASSIFIER_FILE
 
         return self.config.paths.cache / CLASSIFIER_FILE.replace("classifier", "classifier_library")
-
-
-def use_matplotlib_cache(folder: Path) -> None:
-    """Keep matplotlib's font cache (the arrangement picture) in the library: the service's
-    home may be read-only, and a cache rebuilt on every start costs seconds. A value the
-    user set is kept; one an earlier engine of this process set follows the new library."""
-    if os.environ.get("MPLCONFIGDIR", _MPL_DIRS[-1]) == _MPL_DIRS[-1]:
-        os.environ["MPLCONFIGDIR"] = str(folder)
-        _MPL_DIRS.append(str(folder))
-
-
-#: MPLCONFIGDIR values set by engines of this process (the first entry matches "unset").
-_MPL_DIRS: list[str] = [""]
 
 
 def present_stems(stems: Sequence[StemRecord]) -> list[StemRecord]:

@@ -4,6 +4,7 @@ and how a render's exports are chosen (config, a prompt's ``export:`` line, ``--
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -94,6 +95,21 @@ def test_the_arrangement_picture_is_wide_and_drawn(track, tmp_path):
     assert height >= 400
     colours = np.unique((image[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 100  # lanes, blocks, labels, the curve and the spectrogram
+
+
+def test_the_font_cache_lives_in_the_library_and_the_variable_does_not_leak(tmp_path):
+    script = (
+        "import os, sys, matplotlib\n"
+        "from pathlib import Path\n"
+        "from daemon.render.outputs.arrangement_png import import_matplotlib, use_picture_cache\n"
+        "use_picture_cache(Path(sys.argv[1]))\n"
+        "import_matplotlib()\n"
+        "print(matplotlib.get_cachedir())\n"
+        "print(os.environ.get('MPLCONFIGDIR', 'unset'))\n")
+    env = {key: value for key, value in os.environ.items() if key != "MPLCONFIGDIR"}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "mpl")], env=env,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [str(tmp_path / "mpl"), "unset"]
 
 
 def test_an_unknown_export_is_refused_before_anything_is_written(track, tmp_path):

@@ -9,6 +9,8 @@ pyplot, no display, safe in the daemon's render thread) at `WIDTH_PX` pixels wid
 
 from __future__ import annotations
 
+import os
+import threading
 import zlib
 from pathlib import Path
 
@@ -27,8 +29,35 @@ CHAR_PX = 6.9  # width of one label character at `LABEL_POINTS` (DejaVu Sans, ge
 LABEL_POINTS = 8.0
 
 
+def use_picture_cache(folder: Path) -> None:
+    """Keep matplotlib's font cache in `folder` (the library's cache): the service's home may
+    be read-only, and a cache rebuilt on every start costs seconds. Takes effect when the
+    first picture of this process is drawn; a MPLCONFIGDIR the user set wins."""
+    _CACHE["folder"] = folder
+
+
+def import_matplotlib() -> None:
+    """Import matplotlib once, with MPLCONFIGDIR pointing at the chosen cache only while it
+    loads (it fixes its cache folder then): the variable never reaches child processes."""
+    with _IMPORT_LOCK:
+        folder = _CACHE.get("folder")
+        if folder is None or "MPLCONFIGDIR" in os.environ:
+            import matplotlib.font_manager  # noqa: F401
+            return
+        os.environ["MPLCONFIGDIR"] = str(folder)
+        try:
+            import matplotlib.font_manager  # noqa: F401
+        finally:
+            del os.environ["MPLCONFIGDIR"]
+
+
+_CACHE: dict[str, Path] = {}
+_IMPORT_LOCK = threading.Lock()
+
+
 def write_arrangement_png(track: RenderedTrack, target: Path) -> None:
     """Draw the arrangement of `track` and save it as a PNG (`WIDTH_PX` wide)."""
+    import_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
