@@ -99,3 +99,12 @@ def require_system_path(path: Path | str, package: str) -> Path:
 def lmms_samples() -> Path:
     """Debian's lmms-common recorded samples: required on CI, skipped with a reason elsewhere."""
     return require_system_path(LMMS_SAMPLES, "lmms-common")
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A new, empty PostgreSQL database for this test (see `pg_helpers`), dropped afterwards."""
+    from pg_helpers import fresh_database
+
+    with fresh_database() as url:
+        yield url
