@@ -9,6 +9,7 @@ the file is reported at once in one `ConfigError`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,19 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """The shared library of many machines ("Scaling out" in the README); off by default."""
+
+    database_url: str  # "" = the embedded SQLite stems.db; else postgresql://user:pw@host/db
+    claim_seconds: float  # a claim on a kit file or prompt expires this long after its heartbeat
+    heartbeat_seconds: float  # how often a worker renews its claims and its row in `traum status`
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.database_url)
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None
     paths: Paths
@@ -99,13 +113,14 @@ class Config:
     render: RenderSettings
     embedding: EmbeddingSettings
     daemon: DaemonSettings
+    cluster: ClusterSettings = ClusterSettings("", 120.0, 10.0)
 
 
 #: Outputs a render may write besides the WAV and the JSON report, which are always written.
 EXPORTS = ("png", "lanes", "midi", "dawproject")
 DEFAULT_EXPORTS = ("png",)
 
-_SECTIONS = ("paths", "ingest", "render", "embedding", "daemon")
+_SECTIONS = ("paths", "ingest", "render", "embedding", "daemon", "cluster")
 _MB = 1024 * 1024
 
 
@@ -144,6 +159,7 @@ def parse_config(data: dict[str, Any], *, base: Path, source: Path | None = None
         render=_render(check, sections["render"]),
         embedding=_embedding(check, sections["embedding"], base),
         daemon=_daemon(check, sections["daemon"]),
+        cluster=_cluster(check, sections["cluster"]),
     )
     check.raise_if_any(ConfigError)
     return config
@@ -157,6 +173,7 @@ def ensure_folders(paths: Paths) -> None:
 
 
 _ALLOWED = {
+    "cluster": ("database_url", "claim_seconds", "heartbeat_seconds"),
     "paths": ("inbox", "library", "requests", "rules"),
     "ingest": ("workers", "settle_seconds", "max_entries", "max_entry_mb", "max_total_mb",
                "max_ratio"),
@@ -267,3 +284,19 @@ def _daemon(check: Checker, data: dict) -> DaemonSettings:
         backups=check.number(data, "daemon", "backups", 7, low=1, high=365, integer=True),
         keep_days=check.number(data, "daemon", "keep_days", 30, low=1, high=3650, integer=True),
     )
+
+
+def _cluster(check: Checker, data: dict) -> ClusterSettings:
+    url = check.text(data, "cluster", "database_url", "")
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        check.problem("cluster.database_url", f"{mask_password(url)} is not a postgresql:// URL")
+    heartbeat = check.number(data, "cluster", "heartbeat_seconds", 10.0, low=0.2, high=600)
+    claim = check.number(data, "cluster", "claim_seconds", 120.0, low=1, high=86400)
+    if claim <= 2 * heartbeat:
+        check.problem("cluster.claim_seconds", "must be more than twice heartbeat_seconds")
+    return ClusterSettings(database_url=url, claim_seconds=claim, heartbeat_seconds=heartbeat)
+
+
+def mask_password(url: str) -> str:
+    """`url` with its password replaced by ``***``, fit for messages and logs."""
+    return re.sub(r"^([a-z0-9+]+://[^:/@]+):[^@]*@", r"\1:***@", url)
