@@ -96,6 +96,20 @@ def database_fault(exc: BaseException, database: Path) -> StorageFault | None:
     return None
 
 
+def cache_fault_line(exc: OSError, folder: Path) -> str:
+    """One line for a cache file of `folder` that could not be written: the cause and what
+    to do. The render goes on without the cache entry, so this is a warning, not a fault."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fault = _disk_full_at("cache", folder, quota=exc.errno == errno.EDQUOT)
+    elif exc.errno == errno.EROFS:
+        fault = _read_only_at("cache", folder)
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        fault = _unwritable("cache", folder)
+    else:
+        return f"cache not written at {folder}: {exc.strerror or exc}; renders go on, slower"
+    return f"{fault.what} at {folder}: renders go on, slower; {fault.advice}"
+
+
 def _chain(exc: BaseException) -> Iterator[OSError | sqlite3.Error]:
     """The `OSError`s and `sqlite3.Error`s along the causes of `exc`, outermost first:
     ``raise ... from``, else the error being handled when it was raised. Peewee re-raises

@@ -136,3 +136,16 @@ def test_translate_faults_chains_and_leaves_the_rest(paths: Paths) -> None:
     assert isinstance(caught.value.__cause__, OSError)
     with pytest.raises(KeyError), translate_faults(paths, writes=("library",)):
         raise KeyError("not a fault")
+
+
+@pytest.mark.parametrize(("number", "expected"), [
+    (errno.ENOSPC, "cache disk full"),
+    (errno.EROFS, "cache read-only"),
+    (errno.EACCES, "cache permission denied"),
+    (errno.EIO, "cache not written"),
+])
+def test_a_cache_write_fault_is_one_line_saying_renders_go_on(tmp_path: Path, number: int,
+                                                                expected: str) -> None:
+    line = faults.cache_fault_line(os_error(number, tmp_path / "x.npy"), tmp_path)
+    assert line.startswith(expected) and str(tmp_path) in line
+    assert "renders go on, slower" in line and "\n" not in line

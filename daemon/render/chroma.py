@@ -18,6 +18,7 @@ import numpy as np
 
 from daemon import fsutil
 from daemon.embed.spectral import peak_chroma, power_stft
+from daemon.faults import cache_fault_line
 from daemon.render.conform import read_audio
 from daemon.store.records import StemRecord
 
@@ -54,7 +55,7 @@ def stem_chroma(stem: StemRecord, *, cache_dir: Path) -> np.ndarray:
         with fsutil.atomic_output(path) as temp, open(temp, "wb") as stream:
             np.save(stream, frames)
     except OSError as exc:  # the cache saves time only
-        log.warning("%s: cannot write the chroma cache: %s", path, exc)
+        log.warning("%s", cache_fault_line(exc, path.parent))
     return frames
 
 

@@ -28,6 +28,7 @@ from daemon import fsutil
 from daemon.categories import CategoryRule, CategoryTable
 from daemon.compose.plan import BEATS_PER_BAR
 from daemon.errors import RenderError
+from daemon.faults import cache_fault_line
 from daemon.store.records import StemRecord
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def cached(cache_dir: Path, key: tuple, compute: Callable[[], np.ndarray]) -> np
         with fsutil.atomic_output(path) as temp, open(temp, "wb") as stream:
             np.save(stream, audio)  # a stream: np.save would append ".npy" to a path
     except OSError as exc:  # a full disk slows the next render, it does not fail this one
-        log.warning("%s: cannot write the conform cache: %s", path, exc)
+        log.warning("%s", cache_fault_line(exc, path.parent))
     return audio
 
 
