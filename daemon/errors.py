@@ -66,18 +66,20 @@ class StorageFault(StoreError):
         The fault in a few words, for ``STATUS=`` and `traum status`: "library disk full
         (12 MB free)".
     where
-        The folder or file at fault.
+        The folder or file at fault, or the URL of a database server (password masked).
     advice
         What the user can do about it.
     cause
         A stable slug: ``disk-full``, ``read-only``, ``permission``, ``locked``,
-        ``damaged``, ``missing`` or ``io``.
+        ``damaged``, ``missing``, ``io`` or ``unreachable`` (a database server).
     scope
         ``lane`` or ``item``.
     """
 
-    def __init__(self, what: str, *, where: Path, advice: str, cause: str,
+    def __init__(self, what: str, *, where: Path | str, advice: str, cause: str,
                  scope: str = "lane") -> None:
-        self.what, self.where, self.advice = what, Path(where), advice
+        # A URL stays text: Path() would fold its "//".
+        self.where = where if isinstance(where, str) and "://" in where else Path(where)
+        self.what, self.advice = what, advice
         self.cause, self.scope = cause, scope
         super().__init__(f"{what} at {where}: {advice}")

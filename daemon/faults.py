@@ -16,6 +16,7 @@ import os
 import pwd
 import shlex
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def storage_fault(exc: BaseException, paths: Paths, *,
                  else _file_fault(root, paths, writes))
         if fault is not None:
             return fault
-    return None
+    return server_fault(exc)
 
 
 def database_fault(exc: BaseException, database: Path) -> StorageFault | None:
@@ -108,6 +109,56 @@ def cache_fault_line(exc: OSError, folder: Path) -> str:
     else:
         return f"cache not written at {folder}: {exc.strerror or exc}; renders go on, slower"
     return f"{fault.what} at {folder}: renders go on, slower; {fault.advice}"
+
+
+def server_fault(exc: BaseException, *, where: str = "") -> StorageFault | None:
+    """The `StorageFault` of a PostgreSQL server that cannot be reached (down, a network
+    cut, a restart, the login refused, its disk full), found along the causes of `exc`;
+    None for anything else. The fault names the server's URL with the password masked:
+    `where`, else the one a failed connection reports.
+
+    psycopg is looked up, never imported: without a ``[cluster]`` it is not loaded, and
+    then no error can be one of its own.
+    """
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return None
+    current: BaseException | None = exc
+    for _ in range(12):
+        if current is None:
+            return None
+        if isinstance(current, psycopg.OperationalError) and _lost_server(current):
+            return _server_fault(current, where)
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
+    return None
+
+
+def _lost_server(error: BaseException) -> bool:
+    """A failed connection (no SQLSTATE: libpq's own), a connection exception (class 08),
+    the server shutting down or starting (57P0x) or out of resources (class 53). Not a
+    deadlock, a timeout or a serialization failure: those are about the statement."""
+    state = getattr(error, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P", "53"))
+
+
+def _server_fault(error: BaseException, where: str) -> StorageFault:
+    reason = (str(error).strip().splitlines() or ["connection lost"])[0]
+    reason = reason.removeprefix("connection failed: ")
+    return StorageFault(f"library database unreachable ({reason})",
+                        where=where or _server_url(error), cause="unreachable",
+                        advice="start the server or fix [cluster] database_url in config.toml, "
+                        f"{_RETRIES}")
+
+
+def _server_url(error: BaseException) -> str:
+    """The URL a failed connection attempt was made to, its password masked."""
+    conn = getattr(error, "pgconn", None)
+    if conn is None or not conn.host:  # a connection closed since no longer says where
+        return "postgresql://(the [cluster] database_url)"
+    user = (conn.user or b"").decode()
+    login = f"{user}:***@" if conn.password else f"{user}@" if user else ""
+    return f"postgresql://{login}{conn.host.decode()}:{conn.port.decode()}/{conn.db.decode()}"
 
 
 def _chain(exc: BaseException) -> Iterator[OSError | sqlite3.Error]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from daemon.config import Config
 from daemon.errors import TraumError
 from daemon.store import queries
-from daemon.store.db import open_database
+from daemon.store.db import open_store
 from daemon.store.records import StemRecord
 
 
@@ -15,9 +15,9 @@ def search_library(config: Config, query: str, *, category: str | None = None,
 
     Text words are expanded through the lexicon, so German words find English tags.
     """
-    open_database(config.paths.database)
+    open_store(config)
     if like is not None:
-        return _rank_similar(queries.list_stems(config.paths.library), like, category, limit)
+        return _rank_similar(config, like, category, limit)
     stems = queries.list_stems(config.paths.library, category=category)
     if not query.strip():
         raise TraumError("search: give a QUERY, or --like STEM_ID")
@@ -28,20 +28,16 @@ def search_library(config: Config, query: str, *, category: str | None = None,
     return rank_text(query, stems, expand=lexicon.terms_for, limit=limit)
 
 
-def _rank_similar(stems: list[StemRecord], like: int, category: str | None,
+def _rank_similar(config: Config, like: int, category: str | None,
                   limit: int) -> list[tuple[StemRecord, float]]:
-    """`stems` is the whole library: the target may lie outside `category`."""
-    from daemon.embed.index import VectorIndex
+    """Stems of the target's embedding model closest to it (`daemon.vectorsearch`); the
+    target may lie outside `category`."""
+    from daemon.vectorsearch import nearest_stems
 
-    target = next((s for s in stems if s.id == like), None)
+    target = queries.stems_by_ids(config.paths.library, [like]).get(like)
     if target is None:
         raise TraumError(f"search --like {like}: no stem with that id")
-    if target.embedding is None:
+    if target.embedding is None or target.embedding_model is None:
         raise TraumError(f"search --like {like}: that stem has no vector yet")
-    usable = [s for s in stems if s.embedding is not None
-              and s.embedding_model == target.embedding_model
-              and (not category or s.category == category)]
-    index = VectorIndex.from_records(usable)
-    by_id = {s.id: s for s in usable}
-    return [(by_id[i], score) for i, score in index.nearest(target.embedding, limit,
-                                                            exclude=(like,))]
+    return nearest_stems(config.paths, target.embedding, target.embedding_model, limit,
+                         exclude=(like,), category=category or None)

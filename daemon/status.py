@@ -28,4 +28,18 @@ def collect_status(config: Config, *, in_progress: dict[str, str] | None = None)
                     for item in expired_leftovers(config.paths, keep_days=config.daemon.keep_days,
                                                   now=now)],
         "library": str(config.paths.library), "checked_at": now,
+        **({"cluster": _cluster_status(config, now)} if config.cluster.enabled else {}),
     }
+
+
+def _cluster_status(config: Config, now: float) -> dict:
+    """The cluster's workers (lanes, heartbeat age, alive or stale: silent longer than a
+    claim lasts, so its work is being taken over) and the jobs per lane's queue."""
+    from daemon.store import cluster
+
+    workers = [{"name": worker.name, "host": worker.host, "pid": worker.pid,
+                "lanes": list(worker.lanes), "schema_version": worker.schema_version,
+                "heartbeat_age": round(now - worker.heartbeat_at, 1),
+                "alive": now - worker.heartbeat_at <= config.cluster.claim_seconds}
+               for worker in cluster.list_workers()]
+    return {"workers": workers, "queues": cluster.queue_depths()}

@@ -33,7 +33,7 @@ from daemon.ingest.reconcile import ReconcileReport, reconcile_library
 from daemon.render.outputs.arrangement_png import use_picture_cache
 from daemon.status import collect_status
 from daemon.store import queries
-from daemon.store.db import open_database
+from daemon.store.db import open_store
 from daemon.store.records import StemRecord
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Engine:
         self.config = config
         ensure_folders(config.paths)
         use_picture_cache(config.paths.cache / "matplotlib")
-        open_database(config.paths.database)
+        open_store(config)
         self._analyser: Analyser | None = None
         self._analyser_config: Config | None = None
         self._backend = None
@@ -121,16 +121,25 @@ class Engine:
     def catch_up_embeddings(self) -> int:
         """Re-embed every stale vector (after a backend switch, or the stems of a new kit
         when the backend is not the one ingest uses); an unusable backend is logged, not
-        raised, so it never blocks ingesting."""
+        raised, so it never blocks ingesting. Then the vector index catches up too."""
         done = 0
         try:
             while count := self.reembed():
                 done += count
+            self.refresh_vector_index()
         except EmbeddingError as exc:
             log.error("embedding backend unavailable, vectors left as they are: %s", exc)
         except TraumError as exc:  # e.g. a stored stem deleted by hand: next time, not now
-            log.error("re-embedding stopped: %s", exc)
+            log.error("re-embedding or indexing vectors stopped: %s", exc)
         return done
+
+    def refresh_vector_index(self) -> int:
+        """Add the vectors of the current model to its ANN snapshot once enough are new
+        (`daemon.vectorsearch.refresh_vector_index`); return how many were added."""
+        from daemon.vectorsearch import refresh_vector_index
+
+        with translate_faults(self.config.paths, writes=("cache",)):
+            return refresh_vector_index(self.config.paths, self._embedding_backend().model_name)
 
     def render(self, prompt: Path) -> RenderOutcome:
         self.in_progress["render"] = str(prompt)
@@ -148,7 +157,7 @@ class Engine:
         is closed here; the ingest lane rebuilds its analysis pool on its next kit.
         """
         ensure_folders(config.paths)
-        open_database(config.paths.database)
+        open_store(config)
         with self._lock:
             self.config = config
             self._backend = None

@@ -51,7 +51,8 @@ def fresh_database():
 
 
 def _start_throwaway() -> str:
-    if shutil.which("initdb") is None and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+    installed = list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if shutil.which("initdb") is None and not installed:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is missing on CI: install Debian's postgresql")
         pytest.skip("PostgreSQL not installed (Debian package postgresql): cluster tests skipped")

@@ -7,12 +7,13 @@ from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
+from store_helpers import KINDS, fresh_backend
 
 from daemon.ingest import worker
 from daemon.ingest.analyse import ANALYSIS_VERSION, AnalysisResult
 from daemon.store import queries
-from daemon.store.db import open_database
 from daemon.store.records import StemRecord
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +29,14 @@ def analysed_pad() -> AnalysisResult:
         embedding=np.full(4, 0.5, np.float32), embedding_model="features-test")
 
 
-def test_every_analysis_field_is_stored_and_read_back(tmp_path):
-    open_database(tmp_path / "stems.db")
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_analysis_field_is_stored_and_read_back(tmp_path, kind):
+    with fresh_backend(kind, tmp_path) as backend:
+        backend.open()
+        check_round_trip(tmp_path)
+
+
+def check_round_trip(tmp_path: Path) -> None:
     kit = queries.claim_kit("K", "K", "folder")
     queries.record_items(kit, ["Pads/pad.wav"])
     [item] = queries.pending_items(kit)

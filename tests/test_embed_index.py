@@ -1,28 +1,17 @@
-"""`VectorIndex`: exact cosine ranking, exclusion, replacement, growth and model filtering."""
+"""`VectorIndex`: exact cosine ranking, exclusion, replacement and growth."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from daemon.embed.index import VectorIndex
 from daemon.errors import EmbeddingError
-from daemon.store.records import StemRecord
 
 
 def unit_rows(count: int, dim: int, seed: int = 0) -> np.ndarray:
     rows = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-def record(stem_id: int, vector: np.ndarray | None, model: str | None) -> StemRecord:
-    return StemRecord(
-        id=stem_id, kit="Kit", path=Path(f"/lib/{stem_id}.wav"), rel_path=f"{stem_id}.wav",
-        category="kick", kind="oneshot", bpm=None, key=None, duration=0.5, sample_rate=44100,
-        channels=1, lufs=-12.0, peak_db=-1.0, tags=(), content_hash=f"h{stem_id}",
-        embedding=vector, embedding_model=model)
 
 
 def test_nearest_matches_brute_force_cosine_order():
@@ -81,31 +70,6 @@ def test_growing_one_by_one_keeps_every_row():
     assert len(index) == 3000 and index.matrix.shape == (3000, 8)
     assert np.allclose(index.matrix, vectors, atol=1e-6)
     assert list(index.ids) == list(range(3000))
-
-
-def test_from_records_keeps_only_vectors_of_the_current_model():
-    vectors = unit_rows(4, 8, seed=2)
-    records = [record(1, vectors[0], "features-v1"), record(2, vectors[1], "clap:x.pt"),
-               record(3, None, None), record(4, vectors[3], "features-v1")]
-    index = VectorIndex.from_records(records, model_name="features-v1", dim=8)
-    assert sorted(index.ids.tolist()) == [1, 4]
-    assert 2 not in index and 3 not in index
-    assert index.model_name == "features-v1"
-    assert VectorIndex.from_records([], model_name="features-v1", dim=8).nearest(
-        np.ones(8), 3) == []
-
-
-def test_from_records_infers_model_and_dimension_when_not_given():
-    vectors = unit_rows(3, 6, seed=4)
-    records = [record(i + 1, vectors[i], "features-v1") for i in range(3)] + [record(9, None, None)]
-    index = VectorIndex.from_records(records)
-    assert index.dim == 6 and index.model_name == "features-v1" and len(index) == 3
-    assert index.nearest(vectors[1], 1)[0][0] == 2
-    empty = VectorIndex.from_records([record(9, None, None)])
-    assert empty.nearest(np.ones(6), 5) == [] and len(empty) == 0
-    mixed = records[:2] + [record(5, vectors[2], "clap:x.pt")]
-    with pytest.raises(EmbeddingError, match="several models"):
-        VectorIndex.from_records(mixed)
 
 
 @pytest.mark.parametrize("bad", [np.zeros(8), np.full(8, np.nan), np.ones(7), np.ones((2, 8))])

@@ -1,18 +1,25 @@
-"""The library database: creation, pragmas, forward migration without loss, queries."""
+"""The library database: creation, pragmas, forward migration without loss, queries; on
+SQLite and on PostgreSQL (`store_helpers`)."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
-from peewee import SqliteDatabase
+from peewee import Database, SqliteDatabase
+from store_helpers import KINDS, Backend, fresh_backend
 
 from daemon.errors import StoreError
-from daemon.store import queries, schema
+from daemon.store import queries, revisions, schema
 from daemon.store.db import open_database
 from daemon.store.models import MODELS
+
+
+@pytest.fixture(params=KINDS)
+def backend(request, tmp_path) -> Backend:
+    with fresh_backend(request.param, tmp_path) as made:
+        yield made
 
 
 def stem_columns(**overrides) -> dict:
@@ -35,9 +42,9 @@ def add_stem(kit, name: str, **overrides) -> int:
                                content_hash=name)
 
 
-def write_release(path: Path, version: int) -> SqliteDatabase:
-    """A database as release `version` wrote it, with one kit."""
-    old = SqliteDatabase(str(path))
+def write_release(backend: Backend | Path, version: int) -> Database:
+    """A database as release `version` wrote it, with one kit (`backend`: a SQLite path)."""
+    old = backend.raw() if isinstance(backend, Backend) else SqliteDatabase(str(backend))
     schema.migrate(old, target=version)
     old.execute_sql("INSERT INTO kit (name, source_kind, status, added_at) "
                     "VALUES ('Old Kit', 'zip', 'complete', 1.0)")
@@ -53,20 +60,27 @@ def test_new_database_uses_wal_and_foreign_keys(tmp_path):
     assert schema.read_version(db) == schema.LATEST
 
 
-def test_models_match_the_migrated_schema(tmp_path):
-    db = open_database(tmp_path / "stems.db")
+def table_columns(db: Database, table: str) -> dict[str, bool]:
+    """Column → nullable, as the database describes `table`."""
+    if isinstance(db, SqliteDatabase):
+        return {row[1]: not row[3] and not row[5]
+                for row in db.execute_sql(f"PRAGMA table_info({table})")}
+    rows = db.execute_sql("SELECT column_name, is_nullable FROM information_schema.columns "
+                          "WHERE table_name = %s", (table,))
+    return {name: nullable == "YES" for name, nullable in rows}
+
+
+def test_models_match_the_migrated_schema(backend):
+    db = backend.open()
     for model in MODELS:
         table = model._meta.table_name
         # column → nullable, from the migrations and from the model
-        columns = {row[1]: not row[3] and not row[5]
-                   for row in db.execute_sql(f"PRAGMA table_info({table})")}
         fields = {field.column_name: field.null for field in model._meta.sorted_fields}
-        assert fields == columns, table
+        assert fields == table_columns(db, table), table
 
 
-def test_v1_database_is_migrated_without_loss(tmp_path):
-    path = tmp_path / "stems.db"
-    old = write_release(path, 1)
+def test_v1_database_is_migrated_without_loss(backend):
+    old = write_release(backend, 1)
     old.execute_sql(
         "INSERT INTO stem (kit_id, rel_path, stored_path, content_hash, category, "
         "category_confidence, category_source, kind, bpm, bpm_confidence, bpm_source, "
@@ -77,22 +91,20 @@ def test_v1_database_is_migrated_without_loss(tmp_path):
         "'[\"dark\"]', NULL, 1.0)")
     old.close()
 
-    open_database(path)
-    records = queries.list_stems(tmp_path)
+    db = backend.open()
+    records = queries.list_stems(backend.library)
     assert len(records) == 1
     record = records[0]
     assert (record.kit, record.rel_path, record.bpm, record.key) == ("Old Kit", "Bass/b.wav",
                                                                       130.0, "F minor")
     assert record.embedding_model is None
-    assert queries.stems_needing_embedding(tmp_path, "features-v1")[0].id == record.id
-    raw = sqlite3.connect(path)
-    assert [v for (v,) in raw.execute("SELECT version FROM schema_version")] == list(
-        range(1, schema.LATEST + 1))
+    assert queries.stems_needing_embedding(backend.library, "features-v1")[0].id == record.id
+    versions = db.execute_sql("SELECT version FROM schema_version ORDER BY version")
+    assert [v for (v,) in versions] == list(range(1, schema.LATEST + 1))
 
 
-def test_v3_database_gets_analysis_versions_and_drops_old_cached_analyses(tmp_path):
-    path = tmp_path / "stems.db"
-    old = write_release(path, 3)
+def test_v3_database_gets_analysis_versions_and_drops_old_cached_analyses(backend):
+    old = write_release(backend, 3)
     old.execute_sql(
         "INSERT INTO stem (kit_id, rel_path, stored_path, content_hash, category, "
         "category_confidence, category_source, kind, bpm, bpm_confidence, bpm_source, "
@@ -108,40 +120,38 @@ def test_v3_database_gets_analysis_versions_and_drops_old_cached_analyses(tmp_pa
                     "'{\"ok\": true, \"values\": {}}')")
     old.close()
 
-    open_database(path)
-    [record] = queries.list_stems(tmp_path)
+    backend.open()
+    [record] = queries.list_stems(backend.library)
     assert (record.analysis_version, record.key, record.descriptors) == (0, "C major",
                                                                          {"flux": 0.25})
-    assert [r.id for r in queries.stems_below_analysis_version(tmp_path, 1)] == [record.id]
+    assert [r.id for r in queries.stems_below_analysis_version(backend.library, 1)] == [
+        record.id]
     [kit] = queries.unfinished_kits()
     [item] = queries.pending_items(kit)
     assert (item.rel_path, item.state, item.analysis, item.content_hash) == (
         "b.wav", "discovered", None, "def")
 
 
-def test_newer_database_is_refused(tmp_path):
-    path = tmp_path / "stems.db"
-    open_database(path)
-    raw = sqlite3.connect(path)
-    raw.execute("INSERT INTO schema_version VALUES (99)")
-    raw.commit()
-    raw.close()
+def test_newer_database_is_refused(backend):
+    db = backend.open()
+    with db.atomic():
+        db.execute_sql("INSERT INTO schema_version VALUES (99)")
+    db.close()
     with pytest.raises(StoreError, match="newer than this release"):
-        open_database(path)
+        backend.open()
 
 
-def test_reopen_keeps_data_and_does_not_remigrate(tmp_path):
-    path = tmp_path / "stems.db"
-    open_database(path)
+def test_reopen_keeps_data_and_does_not_remigrate(backend):
+    backend.open()
     kit = queries.claim_kit("K.zip", "K", "zip")
     add_stem(kit, "a.wav")
-    db = open_database(path)
-    assert len(queries.list_stems(tmp_path)) == 1
+    db = backend.open()
+    assert len(queries.list_stems(backend.library)) == 1
     assert db.execute_sql("SELECT count(*) FROM schema_version").fetchone()[0] == schema.LATEST
 
 
-def test_claim_kit_resumes_unfinished_and_never_reopens_finished(tmp_path):
-    open_database(tmp_path / "stems.db")
+def test_claim_kit_resumes_unfinished_and_never_reopens_finished(backend):
+    backend.open()
     first = queries.claim_kit("Kit.zip", "Kit", "zip")
     assert queries.claim_kit("Kit.zip", "Kit", "zip").id == first.id
     queries.finish_kit(first)
@@ -151,8 +161,8 @@ def test_claim_kit_resumes_unfinished_and_never_reopens_finished(tmp_path):
     assert queries.unfinished_kits() == [second]
 
 
-def test_journal_rows_are_unique_per_kit_file(tmp_path):
-    open_database(tmp_path / "stems.db")
+def test_journal_rows_are_unique_per_kit_file(backend):
+    backend.open()
     kit = queries.claim_kit("K", "K", "folder")
     queries.record_items(kit, ["a.wav", "b.wav"])
     queries.record_items(kit, ["a.wav", "c.wav"])
@@ -165,8 +175,8 @@ def test_journal_rows_are_unique_per_kit_file(tmp_path):
     assert queries.last_errors()[0]["reason"] == "undecodable: not audio"
 
 
-def test_cached_analysis_survives_in_the_journal_and_is_stored_once(tmp_path):
-    open_database(tmp_path / "stems.db")
+def test_cached_analysis_survives_in_the_journal_and_is_stored_once(backend):
+    backend.open()
     kit = queries.claim_kit("K", "K", "folder")
     queries.record_items(kit, ["a.wav"])
     [item] = queries.pending_items(kit)
@@ -177,41 +187,42 @@ def test_cached_analysis_survives_in_the_journal_and_is_stored_once(tmp_path):
     stem_id = queries.commit_stem(resumed, resumed.analysis, stored_path="stems/K/a.wav",
                                   content_hash="h1")
     assert queries.pending_items(kit) == [] and queries.stem_id_by_hash("h1") == stem_id
-    [record] = queries.list_stems(tmp_path)
+    [record] = queries.list_stems(backend.library)
     assert (record.tags, record.descriptors, record.analysis_version) == (("dark",),
                                                                           {"flux": 0.5}, 1)
     assert np.array_equal(record.features, np.arange(4)) and record.embedding.tolist() == [1] * 3
 
 
-def test_a_column_the_schema_lacks_is_refused(tmp_path):
-    open_database(tmp_path / "stems.db")
+def test_a_column_the_schema_lacks_is_refused(backend):
+    backend.open()
     kit = queries.claim_kit("K", "K", "folder")
     queries.record_items(kit, ["a.wav"])
     [item] = queries.pending_items(kit)
     with pytest.raises(StoreError, match=r"a.wav: no stem column for \['sparkle'\]"):
         queries.commit_stem(item, stem_columns(sparkle=1.0), stored_path="stems/K/a.wav",
                             content_hash="x")
-    assert queries.list_stems(tmp_path) == []
+    assert queries.list_stems(backend.library) == []
 
 
-def test_stems_below_an_analysis_version(tmp_path):
-    open_database(tmp_path / "stems.db")
+def test_stems_below_an_analysis_version(backend):
+    backend.open()
     kit = queries.claim_kit("K", "K", "folder")
     add_stem(kit, "old.wav", analysis_version=1)
     add_stem(kit, "new.wav", analysis_version=2)
-    assert [r.rel_path for r in queries.stems_below_analysis_version(tmp_path, 2)] == ["old.wav"]
-    assert queries.stems_below_analysis_version(tmp_path, 1) == []
+    below = queries.stems_below_analysis_version(backend.library, 2)
+    assert [r.rel_path for r in below] == ["old.wav"]
+    assert queries.stems_below_analysis_version(backend.library, 1) == []
 
 
-def test_embeddings_round_trip_and_key_counts(tmp_path):
-    open_database(tmp_path / "stems.db")
+def test_embeddings_round_trip_and_key_counts(backend):
+    backend.open()
     kit = queries.claim_kit("K", "K", "folder")
     stem_id = add_stem(kit, "a.wav")
     add_stem(kit, "b.wav", musical_key="A minor")
     add_stem(kit, "c.wav", musical_key="C major", category="pad")
     vector = np.linspace(-1, 1, 32).astype(np.float32)
     queries.update_embedding(stem_id, vector, "features-v1")
-    record = queries.list_stems(tmp_path)[0]
+    record = queries.list_stems(backend.library)[0]
     assert np.array_equal(record.embedding, vector)
     assert record.embedding_model == "features-v1"
     assert queries.key_counts(["bass", "pad"]) == {"A minor": 2, "C major": 1}
@@ -223,3 +234,95 @@ def test_unreadable_database_raises_store_error(tmp_path):
     Path(path).write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="stems.db"):
         open_database(path)
+
+
+def test_pages_by_keyset_and_a_tracks_candidates_by_kit(backend):
+    backend.open()
+    kit, other = queries.claim_kit("K", "K", "folder"), queries.claim_kit("L", "L", "folder")
+    ids = [add_stem(kit if n % 2 else other, f"{n}.wav", category="kick" if n % 3 else "pad")
+           for n in range(12)]
+    kicks = [i for n, i in enumerate(ids) if n % 3]
+    first = queries.list_stems(backend.library, category="kick", limit=3)
+    rest = queries.list_stems(backend.library, category="kick", after=first[-1].id, limit=30)
+    assert [s.id for s in first + rest] == kicks
+    found = queries.kit_stems(backend.library, ["K"], categories=["pad"])
+    assert [s.id for s in found] == [i for n, i in enumerate(ids) if n % 2 and not n % 3]
+    assert len(queries.kit_stems(backend.library, ["K", "L"])) == 12
+
+
+def test_a_kit_profile_is_replaced_not_doubled(backend):
+    backend.open()
+    kit = queries.claim_kit("K", "K", "folder")
+    queries.save_kit_profile(kit.id, "one", {"family": "techno"})
+    queries.save_kit_profile(kit.id, "two", {"family": "house"})
+    assert queries.kit_profiles() == {kit.id: ("two", {"family": "house"})}
+
+
+# -- the counts of `traum status` (schema v9: kept by triggers) ---------------------------
+
+def grouped_counts(db: Database) -> dict:
+    """What `queries.library_stats` reports, counted from the rows themselves."""
+    def grouped(sql: str) -> dict[str, int]:
+        return {name: n for name, n in db.execute_sql(sql)}
+
+    by_category = grouped("SELECT category, count(*) FROM stem GROUP BY category")
+    kits = grouped("SELECT status, count(*) FROM kit GROUP BY status")
+    [(renders,)] = db.execute_sql("SELECT count(*) FROM render")
+    return {"stems": sum(by_category.values()), "kits": sum(kits.values()),
+            "kits_by_status": kits, "by_category": by_category, "renders": renders,
+            "journal": grouped("SELECT state, count(*) FROM ingestitem GROUP BY state")}
+
+
+def test_status_counts_stay_exact_through_every_change(backend):
+    db = backend.open()
+    kit, other = queries.claim_kit("K", "K", "folder"), queries.claim_kit("L", "L", "folder")
+    ids = [add_stem(kit, f"{n}.wav", category=("kick", "snare", "pad")[n % 3]) for n in range(6)]
+    add_stem(other, "x.wav", category="kick")
+    queries.record_items(kit, ["0.wav", "new.wav", "bad.wav"])  # 0.wav is journalled already
+    revisions.set_correction(ids[0], "category", "clap")  # the user's fix of a category
+    revisions.set_correction(ids[1], "category", "snare")  # the same category: nothing moves
+    new, bad = sorted(queries.pending_items(kit), key=lambda item: item.rel_path, reverse=True)
+    queries.set_state(queries.set_state(new, "analysed"), "discovered")
+    queries.set_state(bad, "quarantined", reason="undecodable: not audio")
+    queries.finish_kit(other)
+    queries.record_render(prompt="techno", wav_path=Path("a.wav"), seed=1, lufs=-14.0,
+                          true_peak_db=-1.0, duration=60.0)
+    stats = queries.library_stats()
+    assert stats == {"stems": 7, "kits": 2, "kits_by_status": {"complete": 1, "ingesting": 1},
+                     "by_category": {"clap": 1, "kick": 2, "pad": 2, "snare": 2},
+                     "journal": {"discovered": 1, "quarantined": 1, "stored": 7},
+                     "renders": 1}
+    assert stats == grouped_counts(db)
+    with db.atomic():  # the kit's stems and journal go with it (ON DELETE CASCADE)
+        db.execute_sql("DELETE FROM kit WHERE name = 'K'")
+    stats = queries.library_stats()
+    assert stats == {"stems": 1, "kits": 1, "kits_by_status": {"complete": 1},
+                     "by_category": {"kick": 1}, "journal": {"stored": 1}, "renders": 1}
+    assert stats == grouped_counts(db)
+
+
+def test_a_library_migrated_to_counts_is_counted_from_its_rows(backend):
+    old = write_release(backend, 8)
+    for number, category in enumerate(("kick", "kick", "hihat")):
+        old.execute_sql(
+            "INSERT INTO stem (kit_id, rel_path, stored_path, content_hash, category, "
+            "category_confidence, category_source, kind, bpm_confidence, bpm_source, "
+            "key_confidence, key_source, duration, sample_rate, channels, peak_db, rms_db, "
+            f"crest_db, tags, added_at) VALUES (1, '{number}.wav', 'stems/{number}.wav', "
+            f"'h{number}', '{category}', 1, 'filename', 'oneshot', 0, 'none', 0, 'none', 0.5, "
+            "44100, 2, -1, -16, 12, '[]', 1.0)")
+        old.execute_sql("INSERT INTO ingestitem (kit_id, rel_path, state, updated_at) "
+                        f"VALUES (1, '{number}.wav', 'stored', 1.0)")
+    old.execute_sql("INSERT INTO ingestitem (kit_id, rel_path, state, updated_at) "
+                    "VALUES (1, 'x.wav', 'quarantined', 1.0)")
+    old.close()
+
+    db = backend.open()
+    stats = queries.library_stats()
+    assert stats == {"stems": 3, "kits": 1, "kits_by_status": {"complete": 1},
+                     "by_category": {"hihat": 1, "kick": 2},
+                     "journal": {"quarantined": 1, "stored": 3}, "renders": 0}
+    kit = queries.claim_kit("New.zip", "New", "zip")  # and counted on from there
+    add_stem(kit, "n.wav", category="hihat")
+    assert queries.library_stats() == grouped_counts(db)
+    assert queries.library_stats()["by_category"] == {"hihat": 2, "kick": 2}

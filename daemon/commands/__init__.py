@@ -8,7 +8,16 @@ A new command is a function in the module of its area (or a new module listed in
 
 from __future__ import annotations
 
-from daemon.commands import care, corrections, kits, library, maintenance, production, service
+from daemon.commands import (
+    care,
+    corrections,
+    kits,
+    library,
+    maintenance,
+    production,
+    service,
+    worker,
+)
 
 #: Registration order is the order `traum --help` lists the commands in.
-MODULES = (service, library, corrections, kits, production, maintenance, care)
+MODULES = (service, worker, library, corrections, kits, production, maintenance, care)

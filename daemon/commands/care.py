@@ -21,6 +21,7 @@ from daemon.store.backup import (
     backup_folder,
     backup_name,
     list_backups,
+    require_sqlite,
     restore_backup,
     take_backup,
     take_library_backup,
@@ -56,6 +57,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def cmd_backup(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    require_sqlite(config.cluster, "backup")
     paths = config.paths
     if args.path is None:
         dest = take_library_backup(paths.library, keep=config.daemon.backups)
@@ -70,7 +72,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    paths = load_config(args.config).paths
+    config = load_config(args.config)
+    require_sqlite(config.cluster, "doctor")
+    paths = config.paths
     if args.restore is not None:
         _restore(paths, Path(args.restore) if args.restore else None)
     checkup = examine_library(paths)

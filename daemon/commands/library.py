@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                            "(traum fix), a ? a key to check by ear before trusting it.")
     stems.add_argument("--category", help="only this category")
     stems.add_argument("--kit", help="only this kit")
+    stems.add_argument("--limit", type=_page_size, metavar="N",
+                       help="at most N stems (a page; the next starts at --after the last id)")
+    stems.add_argument("--after", type=int, default=0, metavar="ID",
+                       help="only stems with an id above ID (the next page)")
     stems.add_argument("--json", action="store_true", help="print as JSON")
     stems.set_defaults(handler=cmd_stems)
 
@@ -104,6 +108,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                   f"{work['settling']} settling")
             for name, reason in (work.get("held") or {}).items():
                 print(f"  held {name}: {reason}")
+    _print_cluster(status.get("cluster"))
     if status["expired"]:
         print(f"{len(status['expired'])} quarantine and error files are older than "
               "daemon.keep_days: traum gc removes them")
@@ -116,13 +121,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_cluster(cluster: dict | None) -> None:
+    """The workers and the queues of a ``[cluster]`` (nothing on one machine)."""
+    if cluster is None:
+        return
+    for lane in ("ingest", "render"):
+        depth = cluster["queues"].get(lane, {})
+        print(f"queue {lane}: {depth.get('todo', 0)} waiting, {depth.get('doing', 0)} running")
+    print(f"workers: {len(cluster['workers'])}")
+    for worker in cluster["workers"]:
+        state = "alive" if worker["alive"] else "stale"
+        print(f"  {worker['name']} on {worker['host']}: {','.join(worker['lanes'])}, "
+              f"heartbeat {worker['heartbeat_age']:.0f} s ago ({state})")
+
+
+def _page_size(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0 (got {text!r})")
+    return int(text)
+
+
 def cmd_stems(args: argparse.Namespace) -> int:
     from daemon.store import queries
     from daemon.work import Engine
 
     config = load_config(args.config)
     Engine(config)
-    records = queries.list_stems(config.paths.library, category=args.category, kit=args.kit)
+    records = queries.list_stems(config.paths.library, category=args.category, kit=args.kit,
+                                 after=args.after, limit=args.limit)
     rows = [stem_row(record) for record in records]
     if args.json:
         print_json(rows)

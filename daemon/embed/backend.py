@@ -3,8 +3,8 @@
 Every stored vector carries the `model_name` of the backend that made it (``features-v1``,
 ``clap:630k-audioset-best.pt``...). Vectors of different models live in different spaces
 and must never be compared, so after a backend switch the lead's background job re-embeds
-every stem for which `needs_reembedding` is true, and `VectorIndex.from_records` ignores
-them until then.
+every stem for which `needs_reembedding` is true, and `daemon.vectorsearch` searches each
+model's vectors apart.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """An in-memory cosine index over stem vectors: one float32 matrix, exact search.
 
-Exact search is fast enough for a producer's library: scoring 100k stems is one
-matrix-vector product plus an `np.argpartition` (see ``bench/bench_search.py``), so no
-approximate index and no extra dependency is needed. All vectors in one index come from one
-embedding model; `from_records` drops vectors of other models, which the background
-re-embedding job replaces.
+Exact search is one matrix-vector product plus an `np.argpartition`: a few milliseconds up
+to tens of thousands of stems (see ``bench/bench_search.py``). `daemon.vectorsearch` uses it
+for a library below its ANN threshold and for the tail younger than the ANN snapshot
+(`daemon.embed.ann`). All vectors in one index come from one embedding model;
+the caller picks them (`daemon.store.vectors.model_vectors`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from daemon.errors import EmbeddingError
-from daemon.store.records import StemRecord
 
 _INITIAL_CAPACITY = 1024
 _EPS = 1e-12
@@ -36,26 +35,6 @@ class VectorIndex:
         self._ids = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
         self._matrix = np.zeros((_INITIAL_CAPACITY, dim or 0), dtype=np.float32)
         self._rows: dict[int, int] = {}
-
-    @classmethod
-    def from_records(cls, records: Iterable[StemRecord], *, model_name: str | None = None,
-                     dim: int | None = None) -> VectorIndex:
-        """Index the stems embedded by `model_name`; stale or missing vectors are skipped.
-
-        With `model_name` None the records' vectors must all come from one model.
-        """
-        usable = [record for record in records if record.embedding is not None
-                  and (model_name is None or record.embedding_model == model_name)]
-        models = {record.embedding_model for record in usable}
-        if len(models) > 1:
-            names = ", ".join(sorted(map(str, models)))
-            raise EmbeddingError(f"vectors of several models ({names}) cannot share an index; "
-                                 "pass model_name")
-        index = cls(dim, model_name=model_name or next(iter(models), None))
-        if usable:
-            index.add([record.id for record in usable],
-                      np.stack([record.embedding for record in usable]))
-        return index
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -85,17 +64,15 @@ class VectorIndex:
         if self.dim is None and block.ndim == 2:
             self.dim = block.shape[1]
             self._matrix = np.zeros((self._ids.size, self.dim), dtype=np.float32)
-        block = _unit_rows(block, self.dim)
+        block = unit_rows(block, self.dim)
         if block.shape[0] != len(ids):
             raise EmbeddingError(f"{len(ids)} ids but {block.shape[0]} vectors")
-        for stem_id, vector in zip(ids, block):
-            row = self._rows.get(int(stem_id))
-            if row is None:
-                row = len(self._rows)
-                self._reserve(row + 1)
-                self._rows[int(stem_id)] = row
-                self._ids[row] = stem_id
-            self._matrix[row] = vector
+        self._reserve(len(self._rows) + len(ids))
+        known = self._rows
+        rows = [known.setdefault(stem_id, len(known)) for stem_id in
+                np.asarray(ids, dtype=np.int64).tolist()]
+        self._ids[rows] = ids
+        self._matrix[rows] = block  # a repeated id keeps its last vector
 
     def vector(self, stem_id: int) -> np.ndarray:
         """The stored unit vector of `stem_id` (for "more like this stem")."""
@@ -114,7 +91,7 @@ class VectorIndex:
         """
         if self.dim is None:  # nothing was ever added
             return []
-        query = _unit_rows(np.atleast_2d(np.asarray(vector, dtype=np.float32)), self.dim)[0]
+        query = unit_rows(np.atleast_2d(np.asarray(vector, dtype=np.float32)), self.dim)[0]
         scores = self.matrix @ query
         for stem_id in exclude:
             row = self._rows.get(int(stem_id))
@@ -139,7 +116,7 @@ class VectorIndex:
         self._matrix = grown
 
 
-def _unit_rows(block: np.ndarray, dim: int | None) -> np.ndarray:
+def unit_rows(block: np.ndarray, dim: int | None) -> np.ndarray:
     """Validate ``(n, dim)`` rows and scale each to unit L2 norm."""
     if block.ndim != 2 or block.shape[1] != dim:
         raise EmbeddingError(f"expected vectors of dimension {dim}, got shape {block.shape}")

@@ -63,7 +63,10 @@ class Scorer:
     genre_of_kit: Mapping[str, float] = field(default_factory=dict)
     ear: Ear | None = None
     kits: Counter[str] = field(default_factory=Counter)
-    vectors: list[tuple[str | None, np.ndarray]] = field(default_factory=list)
+    #: (model, dimension) → (sum of the chosen stems' unit vectors, how many were chosen):
+    #: the mean cosine to them is one dot product with that sum, whatever their number.
+    directions: dict[tuple[str | None, int], tuple[np.ndarray, int]] = field(
+        default_factory=dict)
     tonal: list[np.ndarray] = field(default_factory=list)
 
     def score(self, stem: StemRecord, query: StemQuery, *, words: set[str], fit,
@@ -90,8 +93,11 @@ class Scorer:
         """Remember a chosen stem: its kit, its vector and, if tonal, its beat chroma."""
         self.kits[stem.kit] += 1
         if stem.embedding is not None:
-            self.vectors.append((stem.embedding_model,
-                                 np.asarray(stem.embedding, dtype=np.float64)))
+            vector = np.asarray(stem.embedding, dtype=np.float64)
+            key = (stem.embedding_model, vector.size)
+            total, count = self.directions.get(key, (np.zeros(vector.size), 0))
+            norm = np.linalg.norm(vector)
+            self.directions[key] = (total + (vector / norm if norm else 0.0), count + 1)
         if self.ear is not None and stem.id in self.ear.hearings:
             beats = self.ear.beats(stem, source_bpm=fit.source_bpm, semitones=fit.semitones)
             if beats is not None:
@@ -114,14 +120,15 @@ class Scorer:
         """Mean cosine similarity (mapped to 0..1) to the chosen stems' vectors; 0.5 unknown."""
         if stem.embedding is None:
             return 0.5
-        vector = np.asarray(stem.embedding, dtype=np.float64)
-        others = [v for model, v in self.vectors
-                  if model == stem.embedding_model and v.shape == vector.shape]
-        norm = np.linalg.norm(vector)
-        if not others or norm == 0:
+        chosen = self.directions.get((stem.embedding_model, stem.embedding.size))
+        if chosen is None:
             return 0.5
-        cosines = [float(vector @ v) / (norm * (np.linalg.norm(v) or 1.0)) for v in others]
-        return (1.0 + float(np.mean(cosines))) / 2.0
+        vector = np.asarray(stem.embedding, dtype=np.float64)
+        norm = np.linalg.norm(vector)
+        if norm == 0:
+            return 0.5
+        total, count = chosen
+        return (1.0 + float(vector @ total) / (norm * count)) / 2.0
 
     def _kit(self, kit: str) -> float:
         if self.backbone is not None and kit in self.backbone.kits:

@@ -85,11 +85,13 @@ class Work(Protocol):
 
 
 def run_daemon(config_path: Path | None, *, work: Work | None = None,
-               debug: bool = False) -> int:
+               open_work: Callable[[Config], Work] | None = None, debug: bool = False) -> int:
     """Run in the foreground until SIGTERM or SIGINT; return the exit code.
 
-    `work` defaults to the engine (`daemon.work.Engine`) built from the loaded config;
-    tests pass a stand-in. Raises `ConfigError` for a bad config at start. A library that
+    `work` defaults to what `open_work` builds from the loaded config, by default the engine
+    (`daemon.work.Engine`): the dispatch choice between doing the work in-process and
+    queueing it for cluster workers is that function's (`daemon.commands.service`); tests
+    pass a stand-in `work`. Raises `ConfigError` for a bad config at start. A library that
     cannot be opened (a `StorageFault`) does not stop the start: the lanes stay paused and
     opening is retried. `debug` logs tracebacks. Returns 0 after a requested stop, 1 if a
     worker thread died. If an item is still running when ``daemon.stop_timeout`` is up, the
@@ -99,7 +101,8 @@ def run_daemon(config_path: Path | None, *, work: Work | None = None,
     config = load_config(config_path)
     configure_logging(config.daemon.log_level, debug=debug)
     tune_allocator()  # before the first big buffer: see daemon.service.memory
-    return Service(config, open_work=_engine if work is None else lambda _config: work,
+    build = open_work or _engine
+    return Service(config, open_work=build if work is None else lambda _config: work,
                    config_path=config_path, debug=debug).run()
 
 
@@ -123,7 +126,7 @@ class Service:
         settle = config.ingest.settle_seconds
         self.inbox = StabilityTracker(settle_seconds=settle)
         self.requests = StabilityTracker(settle_seconds=settle)
-        policy = _policy(config)
+        policy = lane_policy(config)
         self.renders = Renders(lambda prompt: self.work.render(prompt))
         self.ingests = Ingests(lambda entry: self.work.ingest(entry))
         self.ingest = Lane("ingest", handler=self.ingests.handle,
@@ -268,7 +271,7 @@ class Service:
         configure_logging(config.daemon.log_level, debug=self.debug)
         for tracker in (self.inbox, self.requests):
             tracker.settle_seconds = config.ingest.settle_seconds
-        self.ingest.policy = self.render.policy = _policy(config)
+        self.ingest.policy = self.render.policy = lane_policy(config)
         self.scheduler.set_interval("rescan", config.daemon.rescan_seconds)
         self.scheduler.set_interval("tick", _tick_seconds(config))
         if (old.paths, old.daemon.polling) != (config.paths, config.daemon.polling):
@@ -357,7 +360,9 @@ class Service:
         return code
 
 
-def _policy(config: Config) -> LanePolicy:
+def lane_policy(config: Config) -> LanePolicy:
+    """How a lane (or a cluster worker's task) retries: faults of the machine are held,
+    bad input fails at once, anything else is retried ``daemon.retries`` times."""
     return LanePolicy(retries=config.daemon.retries,
                       backoff_seconds=config.daemon.retry_backoff_seconds,
                       retryable=lambda exc: not isinstance(exc, _FINAL_ERRORS),

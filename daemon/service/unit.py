@@ -11,6 +11,11 @@ torch and numba compile code at run time, which needs memory that is written, th
 
 ``traum service install`` writes the unit and reloads systemd; enabling it stays the user's
 decision.
+
+A cluster worker (``traum service print --worker``: `traum worker`) is sandboxed the same
+way but for the network: it talks to the cluster's PostgreSQL, so it may open IPv4 and IPv6
+sockets, and it starts once the network is online and remote file systems are mounted (the
+shared library and outbox). It sends no watchdog pings and reloads nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from daemon.service.account import Account
 log = logging.getLogger("traum.unit")
 
 UNIT_NAME = "traum-engine.service"
+WORKER_UNIT_NAME = "traum-worker.service"
 WATCHDOG_SECONDS = 60  # no STATUS/WATCHDOG ping for this long means the process hangs
 _STOP_GRACE = 5  # systemd waits this much longer than daemon.stop_timeout before SIGKILL
 _HOMES = (Path("/home"), Path("/root"), Path("/run/user"))
@@ -60,6 +66,8 @@ class UnitSpec:
         ``embedding.device = "cuda"``: /dev/nvidia* must stay visible.
     jit
         ``embedding.backend = "clap"``: torch (oneDNN) and numba need write+execute memory.
+    worker
+        A unit for `traum worker` (a cluster's jobs) rather than the daemon `traum run`.
     """
 
     exe: str
@@ -69,6 +77,7 @@ class UnitSpec:
     stop_timeout: float = 20.0
     gpu: bool = False
     jit: bool = False
+    worker: bool = False
 
     @property
     def user(self) -> bool:
@@ -81,20 +90,20 @@ def render_unit(spec: UnitSpec) -> str:
     paths = spec.paths
     writable = (paths.inbox, paths.library, paths.requests)
     every = (Path(command[0]), spec.config_path, paths.rules, *writable)
+    verb = "worker" if spec.worker else "run"
     lines = [
         "[Unit]",
-        "Description=Traum-Engine generative music daemon (inbox → library, prompts → WAV)",
-        "After=local-fs.target",
+        *_describe(worker=spec.worker),
         "",
         "[Service]",
         "Type=notify",
-        f"ExecStart={_command(*command, '--config', str(spec.config_path), 'run')}",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        f"ExecStart={_command(*command, '--config', str(spec.config_path), verb)}",
+        *([] if spec.worker else ["ExecReload=/bin/kill -HUP $MAINPID"]),
         f"WorkingDirectory={_escape(str(spec.config_path.parent))}",
         *_identity(spec.account),
         "Restart=on-failure",
         "RestartSec=5",
-        f"WatchdogSec={WATCHDOG_SECONDS}",
+        *([] if spec.worker else [f"WatchdogSec={WATCHDOG_SECONDS}"]),
         f"TimeoutStopSec={math.ceil(spec.stop_timeout) + _STOP_GRACE}",
         "KillSignal=SIGTERM",
         "# SIGTERM to the main process only, which winds down its own workers.",
@@ -107,7 +116,7 @@ def render_unit(spec: UnitSpec) -> str:
         *_file_system(writable,
                       home="read-only" if any(_under(p, _HOMES) for p in every) else "yes",
                       private_tmp=not any(_under(p, _TEMPS) for p in every)),
-        *_privileges(user=spec.user),
+        *_privileges(user=spec.user, network=spec.worker),
         *_kernel(gpu=spec.gpu),
         *_system_calls(jit=spec.jit),
         "",
@@ -115,6 +124,16 @@ def render_unit(spec: UnitSpec) -> str:
         f"WantedBy={'default.target' if spec.user else 'multi-user.target'}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _describe(*, worker: bool) -> list[str]:
+    if not worker:
+        return ["Description=Traum-Engine generative music daemon (inbox → library, "
+                "prompts → WAV)", "After=local-fs.target"]
+    return ["Description=Traum-Engine cluster worker (queued ingest and render jobs)",
+            "# The cluster's PostgreSQL and the shared library/outbox mounts come first.",
+            "Wants=network-online.target",
+            "After=local-fs.target remote-fs.target network-online.target"]
 
 
 def _identity(account: Account | None) -> list[str]:
@@ -145,7 +164,7 @@ def _file_system(writable: tuple[Path, ...], *, home: str, private_tmp: bool) ->
     ]
 
 
-def _privileges(*, user: bool) -> list[str]:
+def _privileges(*, user: bool, network: bool) -> list[str]:
     lines = [
         "# Privileges: none, and no way to gain any.",
         "NoNewPrivileges=yes",
@@ -155,16 +174,23 @@ def _privileges(*, user: bool) -> list[str]:
         "RestrictNamespaces=yes",
         "LockPersonality=yes",
         "RestrictRealtime=yes",
-        "# Local sockets only (sd_notify, the journal, multiprocessing); no network at all.",
-        "RestrictAddressFamilies=AF_UNIX",
-        "PrivateNetwork=yes",
-        "IPAddressDeny=any",
+        *(_network() if network else [
+            "# Local sockets only (sd_notify, the journal, multiprocessing); no network at all.",
+            "RestrictAddressFamilies=AF_UNIX",
+            "PrivateNetwork=yes",
+            "IPAddressDeny=any"]),
     ]
     if user:
         # A user manager holds no capabilities, so it cannot drop them: CapabilityBoundingSet=
         # makes a user unit fail (status 218). RemoveIPC= needs a system account.
         return lines
     return [*lines, "CapabilityBoundingSet=", "AmbientCapabilities=", "RemoveIPC=yes"]
+
+
+def _network() -> list[str]:
+    return ["# Local sockets, and IP for the cluster's PostgreSQL (a worker needs nothing else;",
+            "# IPAddressAllow= could narrow it to the server's address).",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"]
 
 
 def _kernel(*, gpu: bool) -> list[str]:
@@ -213,14 +239,14 @@ def unit_path(*, user: bool) -> Path:
     return Path("/etc/systemd/system") / UNIT_NAME
 
 
-def install_unit(*, user: bool, text: str) -> Path:
+def install_unit(*, user: bool, text: str, name: str = UNIT_NAME) -> Path:
     """Write the unit atomically, run ``systemctl [--user] daemon-reload`` if systemctl
     exists, and return the unit's path. Enabling is left to the user (`enable_command`).
 
     Raises `TraumError` when the unit folder is not writable (a system unit needs root).
     A failed daemon-reload (no systemd running, e.g. in a container) is only logged.
     """
-    target = unit_path(user=user)
+    target = unit_path(user=user).with_name(name)
     try:
         write_text_atomic(target, text)
         target.chmod(0o644)  # what systemd's own units have, whatever the installer's umask
@@ -237,9 +263,9 @@ def install_unit(*, user: bool, text: str) -> Path:
     return target
 
 
-def enable_command(*, user: bool) -> str:
-    """The command that enables and starts the installed unit."""
-    return f"systemctl {'--user ' if user else ''}enable --now {UNIT_NAME}"
+def enable_command(*, user: bool, name: str = UNIT_NAME) -> str:
+    """The command that enables and starts the installed unit `name`."""
+    return f"systemctl {'--user ' if user else ''}enable --now {name}"
 
 
 def _split_exe(exe: str) -> list[str]:

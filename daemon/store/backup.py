@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from daemon.config import ClusterSettings, mask_password
 from daemon.errors import StoreError
 from daemon.fsutil import atomic_output, fsync_dir
 
@@ -42,6 +43,17 @@ class Restored:
 
     backup: Path
     kept: Path | None  # None when there was no database file to replace
+
+
+def require_sqlite(cluster: ClusterSettings, command: str) -> None:
+    """Raise `StoreError` when the library lives on a PostgreSQL server (``[cluster]``):
+    `command` (``backup``, ``doctor``) works on stems.db, and a server is backed up and
+    checked with its own tools."""
+    if cluster.database_url:
+        raise StoreError(f"{mask_password(cluster.database_url)}: the library is on "
+                         f"PostgreSQL, and traum {command} works on stems.db only: back the "
+                         "server up with pg_dump (pg_dump -Fc -f traum.dump URL), restore with "
+                         "pg_restore, check it with amcheck")
 
 
 def backup_folder(library: Path) -> Path:

@@ -14,6 +14,7 @@ import numpy as np
 from peewee import (
     BlobField,
     BooleanField,
+    CompositeKey,
     DatabaseProxy,
     FloatField,
     ForeignKeyField,
@@ -122,4 +123,34 @@ class KitProfileRow(BaseModel):
         table_name = "kitprofile"
 
 
-MODELS = (Kit, Stem, IngestItem, Render, KitProfileRow)
+class Claim(BaseModel):
+    """Who holds an item of a cluster lane, until when, and what of it was finished (schema
+    v7; `daemon.store.cluster` reads and writes it)."""
+
+    lane = TextField()  # "ingest" (item: the inbox entry's name) or "render" (the prompt's)
+    item = TextField()
+    claimed_by = TextField(null=True)  # the worker's name; None while nobody holds it
+    claimed_until = FloatField(null=True)  # epoch seconds; expired claims may be taken
+    done_mark = TextField(default="")
+    updated_at = FloatField()
+
+    class Meta:
+        primary_key = CompositeKey("lane", "item")
+
+
+class WorkerRow(BaseModel):
+    """One running `traum worker`, renewed with its heartbeat (schema v7)."""
+
+    name = TextField(primary_key=True)
+    host = TextField()
+    pid = IntegerField()
+    lanes = TextField()  # comma-separated
+    schema_version = IntegerField()
+    started_at = FloatField()
+    heartbeat_at = FloatField()
+
+    class Meta:
+        table_name = "worker"
+
+
+MODELS = (Kit, Stem, IngestItem, Render, KitProfileRow, Claim, WorkerRow)

@@ -12,7 +12,6 @@ import base64
 import json
 import time
 import typing
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -75,14 +74,32 @@ def _to_column(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def list_stems(library: Path, *, category: str | None = None,
-               kit: str | None = None) -> list[StemRecord]:
-    """Every committed stem (optionally of one category or kit), ordered by id."""
+def list_stems(library: Path, *, category: str | None = None, kit: str | None = None,
+               after: int = 0, limit: int | None = None) -> list[StemRecord]:
+    """Every committed stem (optionally of one category or kit), ordered by id; a page of
+    them with `limit`: the first `limit` stems whose id is above `after` (keyset paging,
+    as fast on the last page as on the first: the index on (category, id) finds it)."""
     query = Stem.select(Stem, Kit).join(Kit).order_by(Stem.id)
     if category:
         query = query.where(Stem.category == category)
     if kit:
         query = query.where(Kit.name == kit)
+    if after:
+        query = query.where(Stem.id > after)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_stem_record(stem, library) for stem in query]
+
+
+def kit_stems(library: Path, kits: Sequence[str], *,
+              categories: Sequence[str] | None = None) -> list[StemRecord]:
+    """The stems of the named `kits` (of `categories` only, if given), ordered by id: the
+    candidates of a track, which draws on a backbone kit and at most two more
+    (`daemon.render.select.MAX_KITS`). Served by the index on (kit_id, category)."""
+    query = (Stem.select(Stem, Kit).join(Kit).where(Kit.name.in_(list(kits)))
+             .order_by(Stem.id))
+    if categories is not None:
+        query = query.where(Stem.category.in_(list(categories)))
     return [_stem_record(stem, library) for stem in query]
 
 
@@ -184,7 +201,10 @@ def save_kit_profile(kit_id: int, stamp: str, profile: Mapping[str, Any]) -> Non
     with database.atomic():
         (KitProfileRow.insert(kit=kit_id, rules_hash=stamp, profile=json.dumps(profile),
                               computed_at=time.time())
-         .on_conflict_replace().execute())
+         .on_conflict(conflict_target=[KitProfileRow.kit],
+                      preserve=[KitProfileRow.rules_hash, KitProfileRow.profile,
+                                KitProfileRow.computed_at])
+         .execute())
 
 
 def _kit_record(kit: Kit) -> KitRecord:
@@ -197,8 +217,11 @@ def record_items(kit: KitRecord, rel_paths: Iterable[str]) -> None:
     now = time.time()
     rows = [{"kit": kit.id, "rel_path": rel, "state": "discovered", "updated_at": now}
             for rel in rel_paths]
-    with database.atomic():
-        for start in range(0, len(rows), 500):
+    # One transaction per chunk: on PostgreSQL every row bumps the same journal counter row
+    # (migration v9), whose versions pile up until commit. A kill between chunks is harmless:
+    # the next attempt lists the kit again and journals what is missing.
+    for start in range(0, len(rows), 500):
+        with database.atomic():
             IngestItem.insert_many(rows[start:start + 500]).on_conflict_ignore().execute()
 
 
@@ -298,16 +321,21 @@ def stored_paths() -> set[str]:
 
 
 def library_stats() -> dict[str, Any]:
-    """Counts for `traum status`: stems, kits, stems by category, journal states."""
-    by_category = Counter({row.category: row.n for row in Stem.select(
-        Stem.category, fn.COUNT(Stem.id).alias("n")).group_by(Stem.category)})
-    states = {row.state: row.n for row in IngestItem.select(
-        IngestItem.state, fn.COUNT(IngestItem.id).alias("n")).group_by(IngestItem.state)}
-    kits = {row.status: row.n for row in Kit.select(
-        Kit.status, fn.COUNT(Kit.id).alias("n")).group_by(Kit.status)}
+    """Counts for `traum status`: stems, kits, stems by category, journal states, renders.
+
+    Read from the counts the database keeps exact with triggers (schema v9), so this costs
+    the same at a million stems as at ten; a count that fell to 0 is left out, as a
+    category without stems is."""
+    counts: dict[str, dict[str, int]] = {"stem": {}, "journal": {}, "kit": {}, "render": {}}
+    rows = database.execute_sql("SELECT topic, name, n FROM stat_count WHERE n <> 0")
+    for topic, name, n in rows:
+        counts[topic][name] = int(n)
+    by_category, kits = counts["stem"], counts["kit"]
     return {"stems": sum(by_category.values()), "kits": sum(kits.values()),
-            "kits_by_status": kits, "by_category": dict(sorted(by_category.items())),
-            "journal": states, "renders": Render.select().count()}
+            "kits_by_status": dict(sorted(kits.items())),
+            "by_category": dict(sorted(by_category.items())),
+            "journal": dict(sorted(counts["journal"].items())),
+            "renders": counts["render"].get("", 0)}
 
 
 def last_errors(limit: int = 10) -> list[dict[str, Any]]:
@@ -324,3 +352,18 @@ def record_render(*, prompt: str, wav_path: Path, seed: int, lufs: float,
     with database.atomic():
         Render.create(prompt=prompt, wav_path=str(wav_path), seed=seed, lufs=lufs,
                       true_peak_db=true_peak_db, duration=duration, created_at=time.time())
+
+
+# --- vector search (daemon/vectorsearch.py) ---------------------------------------------
+
+IN_CHUNK = 500  # ids per IN (...) list, below every database's parameter limit
+
+
+def stems_by_ids(library: Path, ids: Iterable[int]) -> dict[int, StemRecord]:
+    """The committed stems among `ids`, by id (absent ids are left out)."""
+    wanted, found = [int(i) for i in ids], {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        query = (Stem.select(Stem, Kit).join(Kit)
+                 .where(Stem.id.in_(wanted[start:start + IN_CHUNK])))
+        found.update((stem.id, _stem_record(stem, library)) for stem in query)
+    return found

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from peewee import Database
 
 from daemon.errors import StoreError
+from daemon.store import dialect
 
 _V1 = [
     """CREATE TABLE kit (
@@ -126,7 +127,121 @@ _V6 = [
     "UPDATE ingestitem SET state = 'discovered', analysis = NULL WHERE state = 'analysed'",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+# Version 7: the cluster's bookkeeping ("Scaling out" in the README; a single machine leaves
+# these tables empty). A claim says which worker holds an inbox entry or a prompt, and until
+# when: a worker takes it with one atomic UPDATE ... WHERE claimed_by IS NULL OR
+# claimed_until < now, renews it with its heartbeat, and the claim of a killed worker expires
+# for another to take. `done_mark` is what was last finished (a prompt's text by its mtime,
+# or the snapshot of an entry whose ingest failed for good), so a task delivered twice does
+# its work once. `worker` lists the running workers for `traum status`.
+_V7 = [
+    """CREATE TABLE claim (
+        lane TEXT NOT NULL,
+        item TEXT NOT NULL,
+        claimed_by TEXT,
+        claimed_until REAL,
+        done_mark TEXT NOT NULL DEFAULT '',
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (lane, item))""",
+    "CREATE INDEX claim_holder ON claim(claimed_by)",
+    """CREATE TABLE worker (
+        name TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        lanes TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL)""",
+]
+
+# Version 8: indexes for a library of a million stems (bench/bench_store.py): a page of
+# `traum stems --category` by keyset (category, id), a track's candidates by kit and
+# category, and the newest quarantined files by (state, updated_at). Each replaces the
+# one-column index it extends.
+_V8 = [
+    "CREATE INDEX stem_category_id ON stem(category, id)",
+    "DROP INDEX stem_category",
+    "CREATE INDEX stem_kit_category ON stem(kit_id, category)",
+    "DROP INDEX stem_kit",
+    "CREATE INDEX ingestitem_state_updated ON ingestitem(state, updated_at)",
+    "DROP INDEX ingestitem_state",
+]
+
+# Version 9: exact counts for `traum status` kept by the database itself, since counting a
+# million rows by group takes most of a second: stems per category, journal items per state,
+# kits per status and renders, one `stat_count` row each (rows that reach 0 stay). Row
+# triggers keep them on every insert, delete (foreign-key cascades included: both databases
+# fire the child rows' triggers; SQLite's REPLACE would not, so the queries upsert) and
+# change of the counted column, in the writer's transaction. A change moves one count to
+# another in one statement, the two rows in name order, so two PostgreSQL writers moving
+# counts in opposite directions cannot deadlock.
+# The triggers come before the counts: on PostgreSQL creating them locks out writers until
+# the migration commits, so no row is missed or counted twice.
+_V9 = [
+    """CREATE TABLE stat_count (
+        topic TEXT NOT NULL,
+        name TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (topic, name))""",
+    """CREATE TRIGGER stem_counted AFTER INSERT ON stem FOR EACH ROW BEGIN
+        INSERT INTO stat_count (topic, name, n) VALUES ('stem', NEW.category, 1)
+        ON CONFLICT (topic, name) DO UPDATE SET n = stat_count.n + 1;
+    END""",
+    """CREATE TRIGGER stem_uncounted AFTER DELETE ON stem FOR EACH ROW BEGIN
+        UPDATE stat_count SET n = n - 1 WHERE topic = 'stem' AND name = OLD.category;
+    END""",
+    """CREATE TRIGGER stem_recounted AFTER UPDATE OF category ON stem FOR EACH ROW
+    WHEN OLD.category <> NEW.category BEGIN
+        INSERT INTO stat_count (topic, name, n)
+        SELECT 'stem', counted, delta FROM (SELECT OLD.category AS counted, -1 AS delta
+            UNION ALL SELECT NEW.category, 1) AS change WHERE true ORDER BY counted
+        ON CONFLICT (topic, name) DO UPDATE SET n = stat_count.n + excluded.n;
+    END""",
+    """CREATE TRIGGER ingestitem_counted AFTER INSERT ON ingestitem FOR EACH ROW BEGIN
+        INSERT INTO stat_count (topic, name, n) VALUES ('journal', NEW.state, 1)
+        ON CONFLICT (topic, name) DO UPDATE SET n = stat_count.n + 1;
+    END""",
+    """CREATE TRIGGER ingestitem_uncounted AFTER DELETE ON ingestitem FOR EACH ROW BEGIN
+        UPDATE stat_count SET n = n - 1 WHERE topic = 'journal' AND name = OLD.state;
+    END""",
+    """CREATE TRIGGER ingestitem_recounted AFTER UPDATE OF state ON ingestitem FOR EACH ROW
+    WHEN OLD.state <> NEW.state BEGIN
+        INSERT INTO stat_count (topic, name, n)
+        SELECT 'journal', counted, delta FROM (SELECT OLD.state AS counted, -1 AS delta
+            UNION ALL SELECT NEW.state, 1) AS change WHERE true ORDER BY counted
+        ON CONFLICT (topic, name) DO UPDATE SET n = stat_count.n + excluded.n;
+    END""",
+    """CREATE TRIGGER kit_counted AFTER INSERT ON kit FOR EACH ROW BEGIN
+        INSERT INTO stat_count (topic, name, n) VALUES ('kit', NEW.status, 1)
+        ON CONFLICT (topic, name) DO UPDATE SET n = stat_count.n + 1;
+    END""",
+    """CREATE TRIGGER kit_uncounted AFTER DELETE ON kit FOR EACH ROW BEGIN
+        UPDATE stat_count SET n = n - 1 WHERE topic = 'kit' AND name = OLD.status;
+    END""",
+    """CREATE TRIGGER kit_recounted AFTER UPDATE OF status ON kit FOR EACH ROW
+    WHEN OLD.status <> NEW.status BEGIN
+        INSERT INTO stat_count (topic, name, n)
+        SELECT 'kit', counted, delta FROM (SELECT OLD.status AS counted, -1 AS delta
+            UNION ALL SELECT NEW.status, 1) AS change WHERE true ORDER BY counted
+        ON CONFLICT (topic, name) DO UPDATE SET n = stat_count.n + excluded.n;
+    END""",
+    """CREATE TRIGGER render_counted AFTER INSERT ON render FOR EACH ROW BEGIN
+        UPDATE stat_count SET n = n + 1 WHERE topic = 'render' AND name = '';
+    END""",
+    """CREATE TRIGGER render_uncounted AFTER DELETE ON render FOR EACH ROW BEGIN
+        UPDATE stat_count SET n = n - 1 WHERE topic = 'render' AND name = '';
+    END""",
+    "INSERT INTO stat_count (topic, name, n) SELECT 'stem', category, count(*) FROM stem "
+    "GROUP BY category",
+    "INSERT INTO stat_count (topic, name, n) SELECT 'journal', state, count(*) FROM ingestitem "
+    "GROUP BY state",
+    "INSERT INTO stat_count (topic, name, n) SELECT 'kit', status, count(*) FROM kit "
+    "GROUP BY status",
+    "INSERT INTO stat_count (topic, name, n) SELECT 'render', '', count(*) FROM render",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7,
+                                    8: _V8, 9: _V9}
 LATEST = max(MIGRATIONS)
 
 
@@ -141,18 +256,22 @@ def migrate(db: Database, *, target: int = LATEST,
             on_step: Callable[[int], None] | None = None) -> int:
     """Apply every migration above the current version up to `target`, each atomically.
 
-    Returns the resulting version. A database newer than this release is refused rather
-    than silently mis-read.
+    On PostgreSQL the SQL runs as `daemon.store.dialect.to_postgres` translates it, under
+    a lock, so many workers starting at once migrate a server once. Returns the resulting
+    version. A database newer than this release is refused rather than silently mis-read.
     """
-    current = read_version(db)
-    if current > LATEST:
-        raise StoreError(f"database schema v{current} is newer than this release (v{LATEST}); "
-                         "upgrade Traum-Engine")
-    for version in range(current + 1, target + 1):
-        with db.atomic():
-            for statement in MIGRATIONS[version]:
-                db.execute_sql(statement)
-            db.execute_sql("INSERT INTO schema_version (version) VALUES (?)", (version,))
-        if on_step:
-            on_step(version)
+    translate = dialect.translator(db)
+    with dialect.migration_lock(db):
+        current = read_version(db)
+        if current > LATEST:
+            raise StoreError(f"database schema v{current} is newer than this release "
+                             f"(v{LATEST}); upgrade Traum-Engine")
+        for version in range(current + 1, target + 1):
+            with db.atomic():
+                for statement in MIGRATIONS[version]:
+                    db.execute_sql(translate(statement))
+                db.execute_sql(f"INSERT INTO schema_version (version) VALUES ({db.param})",
+                               (version,))
+            if on_step:
+                on_step(version)
     return max(current, target)
