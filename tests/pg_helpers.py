@@ -51,29 +51,39 @@ def fresh_database():
 
 
 def _start_throwaway() -> str:
+    url, folder = start_private_server()
+    atexit.register(stop_server, folder, remove=True)
+    return url
+
+
+def start_private_server(folder: Path | None = None, port: int | None = None) -> tuple[str, Path]:
+    """Start a PostgreSQL server of its own (a new one, or the one in `folder` again, on
+    `port`); return its URL and folder. For tests that stop the server: never the shared one."""
     installed = list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if shutil.which("initdb") is None and not installed:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is missing on CI: install Debian's postgresql")
         pytest.skip("PostgreSQL not installed (Debian package postgresql): cluster tests skipped")
-    folder = Path(tempfile.mkdtemp(prefix="traum-pg-", dir="/tmp"))
-    folder.chmod(0o755)  # the server may run as another account (initdb refuses root)
-    done = subprocess.run([str(START), str(folder), str(_free_port())], capture_output=True,
-                          text=True, check=False)
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="traum-pg-", dir="/tmp"))
+        folder.chmod(0o755)  # the server may run as another account (initdb refuses root)
+    done = subprocess.run([str(START), str(folder), str(port or _free_port())],
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
         pytest.fail(f"cannot start a throwaway PostgreSQL: {done.stderr.strip()}")
-    atexit.register(_stop, folder)
-    return done.stdout.strip().splitlines()[-1]
+    return done.stdout.strip().splitlines()[-1], folder
 
 
-def _stop(folder: Path) -> None:
+def stop_server(folder: Path, *, remove: bool = False) -> None:
+    """Stop the server of `folder` at once (and delete its data when `remove`)."""
     pg_ctl = shutil.which("pg_ctl") or sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))[-1]
     owner = folder.owner()
-    command = [str(pg_ctl), "-D", str(folder / "data"), "-m", "immediate", "stop"]
+    command = [str(pg_ctl), "-D", str(folder / "data"), "-m", "immediate", "-w", "stop"]
     if os.geteuid() == 0 and owner != "root":
         command = ["runuser", "-u", owner, "--", *command]
     subprocess.run(command, capture_output=True, check=False)
-    shutil.rmtree(folder, ignore_errors=True)
+    if remove:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _free_port() -> int:

@@ -60,7 +60,7 @@ async def serve(app: App, *, url: str, options: dict[str, Any], stop_timeout: fl
         loop.add_signal_handler(signum, on_signal, signum)
     notify(f"READY=1\nSTATUS=working on {', '.join(options['queues'])}")
     while not stopping.is_set():
-        reason = await _run_jobs(app, options, stopping, check_every=check_every,
+        reason = await _run_jobs(app, options, stopping, url=url, check_every=check_every,
                                  stalled_after=stalled_after)
         if reason is not None:
             await _pause(url, reason, stopping, delay=backoff_seconds)
@@ -68,7 +68,7 @@ async def serve(app: App, *, url: str, options: dict[str, Any], stop_timeout: fl
     return 0
 
 
-async def _run_jobs(app: App, options: dict[str, Any], stopping: asyncio.Event, *,
+async def _run_jobs(app: App, options: dict[str, Any], stopping: asyncio.Event, *, url: str,
                     check_every: float, stalled_after: float) -> str | None:
     """Run procrastinate's worker until a stop request (None) or until it ends by itself:
     return why (a lost server, or that it stopped)."""
@@ -91,7 +91,7 @@ async def _run_jobs(app: App, options: dict[str, Any], stopping: asyncio.Event, 
     if stopping.is_set():
         return None
     if isinstance(outcome, Exception):
-        fault = server_fault(outcome)
+        fault = server_fault(outcome, where=mask_password(url))
         if fault is None:
             raise outcome
         return str(fault)
@@ -123,7 +123,7 @@ def _probe(url: str) -> str | None:
         with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        fault = server_fault(exc)
+        fault = server_fault(exc, where=mask_password(url))
         return str(fault) if fault is not None else str(exc).strip()
     return None
 

@@ -58,6 +58,8 @@ def run_worker(config: Config, *, lanes: Sequence[str], concurrency: int) -> int
         source = config.source or "config.toml"
         raise ConfigError(f"{source}: traum worker needs [cluster] database_url, the "
                           "PostgreSQL server the watcher (traum run) uses")
+    # psycopg's pool logs every failed reconnect; the lanes' pause line says it once.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     check_schema(cluster.database_url)
     engine = Engine(config)
     install_schema(cluster.database_url)
@@ -141,11 +143,14 @@ class Heartbeat:
 
     def leave(self) -> None:
         """Remove this worker's row; a lost server leaves it to go stale instead."""
-        try:
-            remove_worker(self.record.name)
-        except Exception as exc:  # the server is away: the row shows as stale
-            log.warning("worker row %s left behind (it shows as stale): %s",
-                        self.record.name, exc)
+        for attempt in range(2):  # the first use after an outage finds the dead connection
+            try:
+                remove_worker(self.record.name)
+                return
+            except Exception as exc:  # the server is away: the row shows as stale
+                if attempt:
+                    log.warning("worker row %s left behind (it shows as stale): %s",
+                                self.record.name, exc)
 
     def _run(self) -> None:
         failing = False
