@@ -1,7 +1,8 @@
-"""A database outage while a worker runs: its lanes pause, and resume when the server is back.
+"""A database outage under a running cluster: the watcher's and the worker's lanes pause,
+and resume when the server is back; the work queued meanwhile is done.
 
 The test runs a PostgreSQL server of its own (never the shared test server, which other
-tests use), stops it under a running `traum worker` and starts it again.
+tests use), stops it under a running `traum run` and `traum worker` and starts it again.
 """
 
 from __future__ import annotations
@@ -20,25 +21,42 @@ def heartbeat_of(url: str) -> float:
     return float(row[0] or 0.0)
 
 
-def test_a_worker_pauses_through_a_database_outage_and_resumes(tmp_path: Path) -> None:
+def lines_with(log: str, text: str) -> list[str]:
+    return [line for line in log.splitlines() if text in line]
+
+
+def test_the_lanes_pause_through_a_database_outage_and_resume(tmp_path: Path) -> None:
     url, folder = start_private_server()
     port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
     try:
         config = write_cluster_config(tmp_path, url)
-        worker = start(tmp_path, config, "worker", "worker", "--lanes", "render")
+        watcher = start(tmp_path, config, "watcher", "run")
+        worker = start(tmp_path, config, "worker", "worker")
         try:
             stop_server(folder)
-            worker.wait_for(lambda: "lanes paused" in worker.log(), "the pause", DEADLINE)
-            paused = next(line for line in worker.log().splitlines() if "lanes paused" in line)
+            worker.wait_for(lambda: lines_with(worker.log(), "lanes paused"), "the worker's "
+                            "pause", DEADLINE)
+            paused = lines_with(worker.log(), "lanes paused")[0]
             assert "library database unreachable" in paused and url in paused, paused
+            prompt = tmp_path / "requests" / "during.prompt"
+            prompt.write_text("driving techno 130 bpm")  # queued once the server is back
+            watcher.wait_for(lambda: lines_with(watcher.log(), "render paused"),
+                             "the watcher's pause", DEADLINE)
+            assert url in lines_with(watcher.log(), "render paused")[0]
             start_private_server(folder, port)
             worker.wait_for(lambda: "lanes resume" in worker.log(), "the resume", DEADLINE)
             resumed = time.time()
             worker.wait_for(lambda: heartbeat_of(url) > resumed, "a fresh heartbeat", DEADLINE)
+            # The library has no stems, so the prompt is answered with its error file.
+            worker.wait_for(lambda: prompt.with_suffix(".error.txt").exists(),
+                            "the prompt answered after the outage", DEADLINE)
+            assert "render resumed" in watcher.log()
         finally:
-            code, _ = worker.stop()
-        assert code == 0
-        assert "Traceback" not in worker.log()
+            codes = [worker.stop()[0], watcher.stop()[0]]
+        assert codes == [0, 0]
+        for process in (worker, watcher):
+            assert "Traceback" not in process.log()
+            assert "psycopg.pool" not in process.log()  # one pause line, not one per retry
         assert "left behind" not in worker.log()  # its row is removed on the way out
     finally:
         stop_server(folder, remove=True)

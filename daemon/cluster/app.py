@@ -35,6 +35,9 @@ def build_app(url: str, *, connections: int = 2) -> App:
     as ``traum:ingest`` and ``traum:render``; its pool holds up to `connections`."""
     from daemon.cluster.tasks import blueprint
 
+    # The pool logs every failed reconnect during an outage; the lane's pause line says it
+    # once, naming the server.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     connector = PsycopgConnector(conninfo=url, min_size=1, max_size=connections,
                                  timeout=POOL_WAIT_S,
                                  kwargs={"connect_timeout": CONNECT_TIMEOUT_S})

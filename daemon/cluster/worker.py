@@ -58,8 +58,6 @@ def run_worker(config: Config, *, lanes: Sequence[str], concurrency: int) -> int
         source = config.source or "config.toml"
         raise ConfigError(f"{source}: traum worker needs [cluster] database_url, the "
                           "PostgreSQL server the watcher (traum run) uses")
-    # psycopg's pool logs every failed reconnect; the lanes' pause line says it once.
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     check_schema(cluster.database_url)
     engine = Engine(config)
     install_schema(cluster.database_url)
