@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from daemon.config import Paths
+from daemon.config import Paths, mask_password
 from daemon.errors import (
     AnalysisError,
     ConfigError,
@@ -132,6 +132,19 @@ def server_fault(exc: BaseException, *, where: str = "") -> StorageFault | None:
         current = current.__cause__ or (None if current.__suppress_context__
                                         else current.__context__)
     return None
+
+
+@contextlib.contextmanager
+def server_faults(url: str) -> Iterator[None]:
+    """Re-raise a lost PostgreSQL server from the body as the `StorageFault` of
+    `server_fault`, naming `url` with its password masked; anything else passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        fault = server_fault(exc, where=mask_password(url))
+        if fault is None:
+            raise
+        raise fault from exc
 
 
 def _lost_server(error: BaseException) -> bool:

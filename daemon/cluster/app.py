@@ -18,7 +18,7 @@ from procrastinate.schema import SchemaManager
 
 from daemon.config import mask_password
 from daemon.errors import StoreError
-from daemon.faults import server_fault
+from daemon.faults import server_faults
 
 log = logging.getLogger("traum.cluster")
 
@@ -54,15 +54,13 @@ def install_schema(url: str) -> bool:
     the URL with its password masked.
     """
     try:
-        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        with server_faults(url), psycopg.connect(
+                url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             if conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0]:
                 return False
             conn.execute(SchemaManager.get_schema())
-    except psycopg.Error as exc:
-        fault = server_fault(exc)
-        if fault is not None:
-            raise fault from exc
+    except psycopg.Error as exc:  # a lost server left as a StorageFault already
         raise StoreError(f"{mask_password(url)}: cannot install the task queue: "
                          f"{str(exc).strip().splitlines()[0]}") from exc
     log.info("task queue installed in %s", mask_password(url))

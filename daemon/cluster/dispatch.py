@@ -11,15 +11,14 @@ claims keep the copies from doing anything twice.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.cluster.app import build_app, enqueue, install_schema
-from daemon.config import Config, mask_password
+from daemon.config import Config
 from daemon.errors import ConfigError
-from daemon.faults import server_fault
+from daemon.faults import server_faults
 from daemon.work import Engine
 
 log = logging.getLogger("traum.cluster")
@@ -41,7 +40,7 @@ class ClusterWork:
         self.opened = False
 
     def reconcile(self) -> str:
-        with self._server_faults():
+        with server_faults(self.config.cluster.database_url):
             install_schema(self.config.cluster.database_url)
             if not self.opened:
                 self.app.open()
@@ -76,20 +75,8 @@ class ClusterWork:
 
     def _queue(self, lane: str, item: str) -> bool:
         """Queue `item` on `lane`; False when a job for it was waiting already."""
-        with self._server_faults():
+        with server_faults(self.config.cluster.database_url):
             queued = enqueue(self.app, lane, item)
         log.info("%s: %s for a worker", item, f"queued to {lane}" if queued
                  else f"already waiting in {lane}")
         return queued
-
-    @contextlib.contextmanager
-    def _server_faults(self) -> Iterator[None]:
-        """Re-raise a lost server as a `StorageFault` naming its URL (password masked), so
-        the lane pauses with a line that says which server to start."""
-        try:
-            yield
-        except Exception as exc:
-            fault = server_fault(exc, where=mask_password(self.config.cluster.database_url))
-            if fault is None:
-                raise
-            raise fault from exc

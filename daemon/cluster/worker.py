@@ -29,7 +29,7 @@ from daemon.cluster.serve import serve
 from daemon.cluster.tasks import Runner
 from daemon.config import ClusterSettings, Config, mask_password
 from daemon.errors import ConfigError, StoreError
-from daemon.faults import server_fault
+from daemon.faults import server_faults
 from daemon.service.daemon import lane_policy
 from daemon.store.cluster import (
     WorkerRecord,
@@ -101,15 +101,13 @@ def check_schema(url: str) -> int:
     """
     masked = mask_password(url)
     try:
-        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        with server_faults(url), psycopg.connect(
+                url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
                 return 0
             version = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version"
                                    ).fetchone()[0]
-    except psycopg.Error as exc:
-        fault = server_fault(exc)
-        if fault is not None:
-            raise fault from exc
+    except psycopg.Error as exc:  # a lost server left as a StorageFault already
         raise StoreError(f"{masked}: cannot read the library's schema version: "
                          f"{str(exc).strip().splitlines()[0]}") from exc
     if version in (0, LATEST):

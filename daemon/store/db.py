@@ -97,7 +97,7 @@ def open_server(url: str) -> Database:
         schema.migrate(db)
     except (DatabaseError, InterfaceError) as exc:
         db.close()
-        fault = server_fault(exc)
+        fault = server_fault(exc, where=mask_password(url))
         if fault is not None:
             raise fault from exc
         raise StoreError(f"{mask_password(url)}: cannot open the library database: "
