@@ -10,6 +10,7 @@ pyplot, no display, safe in the daemon's render thread) at `WIDTH_PX` pixels wid
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import zlib
 from pathlib import Path
@@ -40,6 +41,8 @@ def import_matplotlib() -> None:
     """Import matplotlib once, with MPLCONFIGDIR pointing at the chosen cache only while it
     loads (it fixes its cache folder then): the variable never reaches child processes."""
     with _IMPORT_LOCK:
+        if "matplotlib.font_manager" in sys.modules:  # loaded: its cache folder is fixed
+            return
         folder = _CACHE.get("folder")
         if folder is None or "MPLCONFIGDIR" in os.environ:
             import matplotlib.font_manager  # noqa: F401
