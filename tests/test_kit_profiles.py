@@ -16,7 +16,7 @@ from stored_kits import kit_samples, make_engine, store_kit
 from daemon.cli import main
 from daemon.compose.rules import load_rules
 from daemon.errors import RuleError
-from daemon.kits.family import build_library, infer_family
+from daemon.kits.family import build_library, family_bands, infer_family
 from daemon.kits.profile import KitProfile, from_dict, profile_kit, tempo_consensus
 from daemon.kits.refresh import load_library
 from daemon.store import queries
@@ -106,6 +106,81 @@ def test_a_kit_without_genre_words_takes_the_family_it_sounds_and_moves_like():
     resolved = build_library([*library, anonymous("Kit10", 172, 1.0)], RULES.genres)
     assert resolved.profile("Kit10").family == "drum_and_bass"
     assert resolved.family_of("deep_house") == "house"
+
+
+def random_library(seed: int) -> list[KitProfile]:
+    """60 kits, a third named: some without tempo, some lacking categories or all sound, a
+    zero vector, and vectors of an odd width (as mid-upgrade)."""
+    rng = np.random.default_rng(seed)
+    kits = []
+    for n in range(60):
+        family = ("techno", "house", "trance", "hip_hop")[n % 4] if n % 3 == 0 else None
+        sound = {category: tuple(rng.normal(size=6)) for category in ("kick", "bass", "pad")
+                 if rng.random() < 0.7}
+        tempo = None if rng.random() < 0.15 else round(float(rng.uniform(60, 180)), 1)
+        kits.append(replace(anonymous(f"Kit{n}", 0.0, 0.0), family=family, tempo=tempo,
+                            sound=sound))
+    kits[1] = replace(kits[1], sound={"kick": (0.0,) * 3, "bass": tuple(rng.normal(size=3))},
+                      tempo=125.5)
+    kits[2] = replace(kits[2], sound={"kick": (0.0,) * 6, "pad": tuple(rng.normal(size=6))})
+    kits[3] = replace(kits[3], sound={"bass": tuple(rng.normal(size=3))}, tempo=125.0,
+                      family="house")
+    kits[4] = replace(kits[4], sound={})
+    kits[6] = replace(kits[6], sound={"kick": tuple(rng.normal(size=3))})
+    return kits
+
+
+def reference_family(kit, named_kits, scale) -> tuple[str, str, float]:
+    """Family, source and unrounded confidence by the definitions, one kit pair at a time."""
+    def closeness(tempo, other):
+        if tempo is None or other is None:
+            return 0.5
+        return float(np.exp(-min(abs(tempo * r - other) for r in (1.0, 0.5, 2.0)) / 4.0))
+
+    def similarity(first, second):
+        cosines = []
+        for category in set(first.sound) & set(second.sound):
+            a, b = (np.asarray(k.sound[category], dtype=np.float64) for k in (first, second))
+            if a.shape != b.shape:
+                continue
+            if scale is not None and a.shape == scale[0].shape:
+                a, b = (a - scale[0]) / scale[1], (b - scale[0]) / scale[1]
+            norm = np.linalg.norm(a) * np.linalg.norm(b)
+            if norm > 0:
+                cosines.append(float(a @ b) / norm)
+        return (1.0 + np.mean(cosines)) / 2.0 if cosines else 0.5
+
+    bands = family_bands(RULES.genres)
+    candidates = [f for f, (low, high) in bands.items()
+                  if kit.tempo is not None and low <= kit.tempo <= high] or list(bands)
+    votes = {}
+    for family in candidates:
+        kits = [k for k in named_kits if k.family == family]
+        default = np.mean([g.bpm_default for g in RULES.genres.values() if g.family == family])
+        votes[family] = (sum(closeness(kit.tempo, k.tempo) * similarity(kit, k) for k in kits)
+                         if kits else 0.5 * closeness(kit.tempo, float(default)))
+    family = min(votes, key=lambda name: (-votes[name], name))
+    source = "tempo and sound" if any(k.family == family for k in named_kits) else "tempo"
+    return family, source, votes[family] / sum(votes.values())
+
+
+def test_families_inferred_in_batch_are_those_of_the_kit_by_kit_definition():
+    kits = random_library(seed=3)
+    named_kits = [kit for kit in kits if kit.family]
+    standard = np.array([v for kit in kits for v in kit.sound.values() if len(v) == 6])
+    scale = (standard.mean(axis=0), standard.std(axis=0) + 1e-6)
+    library = build_library(kits, RULES.genres)
+    for kit, inferred in zip(kits, library.profiles):
+        if kit.family:
+            assert inferred == kit
+            continue
+        family, source, confidence = reference_family(kit, named_kits, scale)
+        assert (inferred.family, inferred.family_source) == (family, source), kit.kit
+        assert inferred.family_confidence == round(confidence, 3), kit.kit
+        alone = infer_family(kit, named_kits, RULES.genres)  # unstandardised
+        family, source, confidence = reference_family(kit, named_kits, None)
+        assert (alone.family, alone.family_source) == (family, source), kit.kit
+        assert alone.family_confidence == round(confidence, 3), kit.kit
 
 
 def test_genre_families_are_validated(tmp_path):
