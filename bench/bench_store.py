@@ -12,7 +12,11 @@ and printing are not the store's and are left out):
 - ``traum status``: `daemon.status.collect_status` (counts by category, journal state and
   kit status, the last errors);
 - an ingest's write: one stem committed with its journal row, in one transaction, as
-  `queries.commit_stem` does for each file (the counting triggers of schema v9 run in it).
+  `queries.commit_stem` does for each file (the counting triggers of schema v9 run in it);
+
+then, as a second table, a render's reads of that library before it touches audio
+(`time_render`): the kit profiles (half the kits carry no genre word, so their families are
+inferred), the plan with its backbone and candidate stems, and the choice of every lane.
 
 Rows are bulk-loaded (``executemany`` in one transaction on SQLite, ``COPY`` on PostgreSQL)
 into a database of schema v8, a library from before the counts; `open_store` then migrates it
@@ -23,7 +27,7 @@ after a bulk load; SQLite gets no ``ANALYZE`` (the engine never runs one). Witho
 stopped at the end.
 
 Run: ``.venv/bin/python bench/bench_store.py [--rows 1000000] [--database-url URL]``.
-The target is 100 ms per call. Prints a Markdown table.
+The target is 100 ms per store call. Prints two Markdown tables.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ TAGS = ("dark", "bright", "warm", "driving", "punchy", "airy", "industrial", "de
         "dusty", "wide", "clean", "distorted", "melodic", "minimal")
 GENRES = ("Techno", "House", "Trance", "DnB", "Lofi", "Dubstep", "Ambient", "Garage")
 PROMPT = "driving industrial techno 138 bpm"
+VECTOR_DIM = 74  # the features-v1 width, for the classifier features and the embedding
 STEM_COLUMNS = (
     "kit_id", "rel_path", "stored_path", "content_hash", "category", "category_confidence",
     "category_source", "kind", "bpm", "bpm_confidence", "bpm_source", "musical_key",
@@ -82,7 +87,9 @@ def kit_rows(kits: int, now: float) -> list[tuple]:
     rng = np.random.default_rng(7)
     rows = []
     for number in range(kits):
-        name = f"{GENRES[rng.integers(len(GENRES))]} Kit {number:05d}"
+        genre = GENRES[rng.integers(len(GENRES))]
+        # Half the kits carry no genre word: their family is inferred from tempo and sound.
+        name = f"Kit {number:05d}" if number % 2 else f"{genre} Kit {number:05d}"
         status = "ingesting" if number % 997 == 0 else "complete"
         rows.append((name, "zip", status, now - 86400 * 365 + number, now - number,
                      f"{name}.zip"))
@@ -101,6 +108,7 @@ def stem_chunks(rows: int, kits: int, now: float) -> Iterator[tuple[list[tuple],
         bpm = rng.choice([90, 120, 124, 128, 130, 135, 138, 140, 150, 174], size=count)
         key = rng.integers(len(KEYS), size=count)
         values = rng.random((count, 8))
+        vectors = rng.normal(size=(count, VECTOR_DIM)).astype(np.float32)
         stems, items = [], []
         for row in range(count):
             stem_id = start + row + 1
@@ -119,7 +127,8 @@ def stem_chunks(rows: int, kits: int, now: float) -> Iterator[tuple[list[tuple],
                 float(bpm[row]) if is_loop else None, 0.9, "filename" if is_loop else "none",
                 KEYS[key[row]] if tonal else None, 0.7, "audio" if tonal else "none",
                 8.0 if is_loop else 0.4, 44100, 2, -14 + 6 * float(values[row, 3]),
-                -1.0, -16.0, 12.0, tags, None, now - stem_id, None, descriptors, None, 1,
+                -1.0, -16.0, 12.0, tags, vectors[row].tobytes(), now - stem_id,
+                "features-v1", descriptors, vectors[row].tobytes(), 1,
                 float(bpm[row]) if is_loop else None, float(values[row, 4]),
                 bool(values[row, 5] < 0.1), chroma, "", bool(values[row, 6] < 0.5), ""))
             state = "quarantined" if values[row, 7] < 0.01 else "stored"
@@ -228,6 +237,65 @@ def time_store(config: Config, runs: int) -> dict[str, float]:
     return results
 
 
+def time_render(config: Config, runs: int) -> dict[str, float]:
+    """Milliseconds of a render's reads of the library `config` opens (median of `runs`;
+    of fewer runs for the slow first reads), before any audio is touched: the kit profiles
+    (computed for every kit, read anew by a new process, unchanged, one kit changed), the plan
+    with its backbone and candidate stems, and the choice of every lane among them. Tonal
+    stems are not heard (synthetic rows have no audio): the ear's cached chroma reads are
+    not in these figures."""
+    from daemon import profiles
+    from daemon.categories import load_categories
+    from daemon.kits.refresh import ProfileCache, load_library
+    from daemon.render.select import select_stems
+    from daemon.store.models import Kit, Stem
+    from daemon.work import Engine
+
+    engine = Engine(config)
+    categories = load_categories(config.paths.rules)
+
+    def read(cache: ProfileCache):
+        return load_library(config.paths.library, config.paths.rules, cache=cache,
+                            hear=lambda stems: {})
+
+    started = time.perf_counter()
+    kits = read(ProfileCache())
+    computed = (time.perf_counter() - started) * 1000
+    cache = ProfileCache()
+    read(cache)
+    tonal = (Stem.select(Stem.id).join(Kit).where((Stem.category == "pad")
+                                                  & (Kit.status == "complete"))
+             .limit(1).scalar())
+
+    def relabel() -> None:
+        old = Stem.get_by_id(tonal).musical_key
+        Stem.update(musical_key="C minor" if old != "C minor" else "A minor").where(
+            Stem.id == tonal).execute()
+        read(cache)
+
+    plan = engine.plan_text(PROMPT, seed=1, kits=kits)
+    stems = profiles.candidate_stems(plan, kits, categories=categories, config=config)
+    shortlist = len({stem.kit for stem in stems})
+    selection = select_stems(plan, stems, settings=config.render, categories=categories,
+                             kits=kits)
+    assert selection.picks and {pick.stem.kit for pick in selection.picks} <= {
+        stem.kit for stem in stems}
+    slow = max(1, runs // 3)
+    return {
+        f"kit profiles computed for all {len(kits.profiles):,} kits (once)": computed,
+        "kit profiles, first read by a process": median_ms(
+            lambda: read(ProfileCache()), slow),
+        "kit profiles, unchanged since the last read": median_ms(lambda: read(cache), runs),
+        "kit profiles, one stem relabelled since": median_ms(relabel, runs),
+        "plan, backbone and candidate stems": median_ms(
+            lambda: profiles.candidate_stems(engine.plan_text(PROMPT, seed=1, kits=kits), kits,
+                                             categories=categories, config=config), runs),
+        f"every lane chosen among {len(stems):,} candidates of {shortlist} kits": median_ms(
+            lambda: select_stems(plan, stems, settings=config.render, categories=categories,
+                                 kits=kits), runs),
+    }
+
+
 def commit_stems(count: int) -> Callable[[], None]:
     """A call that commits the next of `count` journalled files of a new kit as a stem."""
     kit = queries.claim_kit("bench.zip", "Bench Kit", "zip")
@@ -294,7 +362,7 @@ def main() -> None:
     cluster = None if args.database_url else work / "pg"
     try:
         url = args.database_url or start_cluster(cluster)
-        table = {}
+        table, renders = {}, {}
         for name, config in (("SQLite", base), ("PostgreSQL", with_url(base, url))):
             old = release_database(config, BEFORE_COUNTS)
             seconds = fill(old, rows=args.rows, kits=kits)
@@ -305,6 +373,7 @@ def main() -> None:
                   f"migrated to v{schema.LATEST} (counting them) in "
                   f"{time.perf_counter() - started:.1f} s", flush=True)
             table[name] = time_store(config, args.runs)
+            renders[name] = time_render(config, args.runs)
     finally:
         if cluster is not None:
             stop_cluster(cluster)
@@ -315,6 +384,12 @@ def main() -> None:
         sqlite_ms, pg_ms = table["SQLite"][call], table["PostgreSQL"][call]
         flag = "" if max(sqlite_ms, pg_ms) <= TARGET_MS else " (over 100 ms)"
         print(f"| `{call}`{flag} | {sqlite_ms:.1f} | {pg_ms:.1f} |")
+    print(f"\n| a render's reads ({args.rows:,} stems, {kits:,} kits) | SQLite ms | "
+          "PostgreSQL ms |")
+    print("|---|---:|---:|")
+    for (call, sqlite_ms), pg_ms in zip(renders["SQLite"].items(),
+                                        renders["PostgreSQL"].values(), strict=True):
+        print(f"| {call} | {sqlite_ms:.1f} | {pg_ms:.1f} |")
 
 
 if __name__ == "__main__":

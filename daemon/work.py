@@ -30,6 +30,7 @@ from daemon.folders import (
 from daemon.ingest.kitpass import KitRules, load_kit_rules
 from daemon.ingest.pipeline import Analyser, IngestContext, IngestReport, Progress, ingest_kit
 from daemon.ingest.reconcile import ReconcileReport, reconcile_library
+from daemon.kits.refresh import ProfileCache
 from daemon.render.outputs.arrangement_png import use_picture_cache
 from daemon.status import collect_status
 from daemon.store import queries
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
     from daemon.render.conform import PrunedFile
 
 log = logging.getLogger("traum.work")
+
+#: Kits whose profiles `traum status` lists; a label's library of thousands is summed up in
+#: one line instead of read whole for a status (``traum kits`` lists them all).
+STATUS_KITS = 50
 
 @dataclass(frozen=True)
 class RenderOutcome:
@@ -64,6 +69,8 @@ class Engine:
         self._backend = None
         self._lock = threading.Lock()
         self._analyser_lock = threading.Lock()
+        self._profiles = ProfileCache()  # kit profiles read so far, for the next render
+        self._profiles_lock = threading.Lock()
         self.in_progress: dict[str, str] = {}
 
     # -- the daemon's Work protocol ---------------------------------------------------
@@ -163,10 +170,13 @@ class Engine:
             self._backend = None
 
     def status(self) -> dict[str, Any]:
-        """Library status; work in progress from this engine, or else from a running daemon."""
+        """Library status; work in progress from this engine, or else from a running daemon.
+        The kit profiles are listed for a library of up to `STATUS_KITS` kits (``traum kits``
+        lists any number)."""
         progress = dict(self.in_progress) or read_status_file(self.config.paths.library)
-        return {**collect_status(self.config, in_progress=progress),
-                "kit_profiles": self.kit_summaries()}
+        status = collect_status(self.config, in_progress=progress)
+        listed = status["kits"] <= STATUS_KITS
+        return {**status, "kit_profiles": self.kit_summaries() if listed else []}
 
     def reanalyse(self, *, kit: str | None = None, everything: bool = False,
                   on_progress: Progress | None = None, stopping=lambda: False
@@ -191,7 +201,8 @@ class Engine:
     # -- building blocks --------------------------------------------------------------
     def plan_text(self, text: str, *, seed: int | None = None, kits=None):
         """Arrange `text` into a plan, choosing a key the library can serve: the keys, as
-        heard, of the kit likely to be its backbone, else the library's most common."""
+        heard, of the kit likely to be its backbone, else the library's most common as
+        heard."""
         from daemon import profiles
         from daemon.categories import load_categories
         from daemon.compose.arrange import plan_prompt
@@ -199,9 +210,8 @@ class Engine:
 
         rules = load_rules(self.config.paths.rules)
         categories = load_categories(self.config.paths.rules)
-        plan = plan_prompt(text, rules, seed=seed,
-                           key_counts=queries.key_counts(categories.tonal()))
         kits = self.kit_library() if kits is None else kits
+        plan = plan_prompt(text, rules, seed=seed, key_counts=profiles.library_keys(kits))
         kit, counts = profiles.backbone_keys(plan, kits, categories=categories,
                                              config=self.config)
         if not counts:
@@ -213,30 +223,33 @@ class Engine:
     def explain_text(self, text: str, *, seed: int | None = None):
         """Plan `text` and choose its stems as a render would, without rendering; return the
         plan and the selection's explanation (`daemon.render.explain`)."""
-        from daemon import profiles
         from daemon.categories import load_categories
         from daemon.render.select import select_stems
 
-        kits = profiles.kit_library(self.config)
+        kits = self.kit_library()
         plan = self.plan_text(text, seed=seed, kits=kits)
-        stems = present_stems(queries.list_stems(self.config.paths.library))
+        categories = load_categories(self.config.paths.rules)
+        stems = self._candidates(plan, kits, categories)
         selection = select_stems(plan, stems, settings=self.config.render,
-                                 categories=load_categories(self.config.paths.rules),
+                                 categories=categories,
                                  extra_scores=self._text_scores(text, stems),
                                  cache_dir=self.config.paths.cache, kits=kits)
         return plan, selection.explanation
 
     def kit_library(self):
-        """Every kit's profile (`daemon.profiles.kit_library`)."""
+        """Every kit's profile (`daemon.profiles.kit_library`), read again only where it
+        changed since this engine last read it."""
         from daemon import profiles
 
-        return profiles.kit_library(self.config)
+        with self._profiles_lock:
+            return profiles.kit_library(self.config, cache=self._profiles)
 
     def kit_summaries(self) -> list[dict[str, Any]]:
         """The kit profiles as `traum kits` and `traum status` show them."""
         from daemon import profiles
 
-        return profiles.kit_summaries(self.config)
+        with self._profiles_lock:
+            return profiles.kit_summaries(self.config, cache=self._profiles)
 
     def render_text(self, text: str, *, out_wav: Path, seed: int | None = None,
                     exports: Sequence[str] | None = None) -> RenderOutcome:
@@ -251,7 +264,8 @@ class Engine:
 
         kits = self.kit_library()
         plan = self.plan_text(text, seed=seed, kits=kits)
-        stems = present_stems(queries.list_stems(self.config.paths.library))
+        categories = load_categories(self.config.paths.rules)
+        stems = self._candidates(plan, kits, categories)
         if not stems:
             raise RenderError(f"{out_wav.name}: the library has no stems yet; drop a "
                               f"construction kit into {self.config.paths.inbox} first")
@@ -259,7 +273,7 @@ class Engine:
                             cache_dir=self.config.paths.cache,
                             patterns=load_patterns(self.config.paths.rules),
                             drum_notes=load_drum_notes(self.config.paths.rules),
-                            categories=load_categories(self.config.paths.rules),
+                            categories=categories,
                             extra_scores=self._text_scores(text, stems), kits=kits)
         exports = read_exports(text) if exports is None else exports
         result = write_outputs(track, out_wav, exports=self.config.render.exports
@@ -299,6 +313,14 @@ class Engine:
             log.info("conform cache: pruned %d files (%.1f MB)", len(pruned),
                      sum(item.size for item in pruned) / 2**20)
         return pruned
+
+    def _candidates(self, plan, kits, categories) -> list[StemRecord]:
+        """The stems a render of `plan` may choose from whose files are there
+        (`daemon.profiles.candidate_stems`)."""
+        from daemon import profiles
+
+        return present_stems(profiles.candidate_stems(plan, kits, categories=categories,
+                                                      config=self.config))
 
     def _embedding_backend(self):
         """The configured backend, built once (a CLAP model is slow to load)."""

@@ -15,7 +15,7 @@ from daemon.compose.plan import Plan, Section, StemQuery
 from daemon.compose.rules import load_rules
 from daemon.kits.family import KitLibrary, build_library
 from daemon.kits.profile import profile_kit
-from daemon.render.backbone import choose_backbone
+from daemon.render.backbone import candidate_kits, choose_backbone, wanted_categories
 from daemon.render.select import MAX_KITS, select_stems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,3 +173,40 @@ def test_the_explanation_gives_each_lane_its_score_breakdown_and_runner_up():
     bass = next(lane for lane in lanes if lane["lane"] == "bass")
     assert bass["chosen"]["scores"]["genre"] == 1.0
     assert bass["runner_up"]["kit"] in {"Warehouse Techno Vol 1", "Berlin Industrial Techno"}
+
+
+def test_candidate_kits_are_the_backbone_and_the_best_fitting_kits_of_each_category():
+    plan = plan_for("driving industrial techno 137 bpm")
+    chosen = backbone(plan)
+    wanted = wanted_categories(plan, TABLE)
+    assert {"kick", "bass", "hihat"} <= wanted
+    shortlist = candidate_kits(chosen, LIBRARY, wanted, limit=2)
+    assert shortlist[0] == chosen.kits[0]
+    ranked = [fit.kit for fit in chosen.ranking]
+    for category in wanted:
+        having = [kit for kit in ranked if LIBRARY.profile(kit).categories.get(category)]
+        assert set(having[:2]) <= set(shortlist), category
+    # Every kit in the shortlist is there for a category: none is read for nothing.
+    assert all(any(kit in [k for k in ranked if LIBRARY.profile(k).categories.get(c)][:2]
+                   for c in wanted) or kit in chosen.kits for kit in shortlist)
+    assert len(shortlist) < len(MIXED)
+    # A library with fewer kits than the limit is searched whole.
+    assert set(candidate_kits(chosen, LIBRARY, wanted)) == {kit[0].kit for kit in MIXED}
+
+
+def test_a_track_chosen_among_the_candidate_kits_is_the_track_chosen_among_all():
+    """With the default limit above the library's size, selection is unchanged; with a
+    small limit, the track still keeps to its family and to three kits."""
+    for prompt in ("driving industrial techno 137 bpm", "house 124 bpm"):
+        plan = plan_for(prompt)
+        chosen = backbone(plan)
+        wanted = wanted_categories(plan, TABLE)
+        whole = select(plan, STEMS)
+        for limit in (32, 2):
+            kits = set(candidate_kits(chosen, LIBRARY, wanted, limit=limit))
+            narrowed = select(plan, [stem for stem in STEMS if stem.kit in kits])
+            if limit == 32:
+                assert narrowed.picks == whole.picks and narrowed.fallbacks == whole.fallbacks
+            used = Counter(pick.stem.kit for pick in narrowed.picks)
+            family = sum(n for kit, n in used.items() if kit in chosen.family_kits)
+            assert len(used) <= MAX_KITS and family >= 0.8 * sum(used.values()), (prompt, limit)

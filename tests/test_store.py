@@ -13,7 +13,7 @@ from store_helpers import KINDS, Backend, fresh_backend
 from daemon.errors import StoreError
 from daemon.store import queries, revisions, schema
 from daemon.store.db import open_database
-from daemon.store.models import MODELS
+from daemon.store.models import MODELS, Kit, Stem
 
 
 @pytest.fixture(params=KINDS)
@@ -214,19 +214,36 @@ def test_stems_below_an_analysis_version(backend):
     assert queries.stems_below_analysis_version(backend.library, 1) == []
 
 
-def test_embeddings_round_trip_and_key_counts(backend):
+def test_embeddings_round_trip(backend):
     backend.open()
     kit = queries.claim_kit("K", "K", "folder")
     stem_id = add_stem(kit, "a.wav")
-    add_stem(kit, "b.wav", musical_key="A minor")
-    add_stem(kit, "c.wav", musical_key="C major", category="pad")
     vector = np.linspace(-1, 1, 32).astype(np.float32)
     queries.update_embedding(stem_id, vector, "features-v1")
     record = queries.list_stems(backend.library)[0]
     assert np.array_equal(record.embedding, vector)
     assert record.embedding_model == "features-v1"
-    assert queries.key_counts(["bass", "pad"]) == {"A minor": 2, "C major": 1}
-    assert queries.key_counts(["pad"]) == {"C major": 1}
+
+
+def test_kit_revision_moves_when_a_stem_is_added_relabelled_or_removed(backend):
+    backend.open()
+    kit, other = (queries.claim_kit(name, name, "folder") for name in ("K", "Other"))
+
+    def revisions() -> tuple[int, int]:
+        found = {k.name: k.revision for k in Kit.select()}
+        return found["K"], found["Other"]
+
+    assert revisions() == (0, 0)
+    stem_id = add_stem(kit, "a.wav", musical_key="A minor")
+    first = revisions()
+    assert first[0] > 0 and first[1] == 0
+    queries.update_embedding(stem_id, np.ones(4, np.float32), "features-v1")
+    assert revisions() == first  # a vector is not a label a profile reads
+    Stem.update(musical_key="C major").where(Stem.id == stem_id).execute()
+    relabelled = revisions()
+    assert relabelled[0] > first[0] and relabelled[1] == 0
+    Stem.delete().where(Stem.id == stem_id).execute()
+    assert revisions()[0] > relabelled[0] and revisions()[1] == 0
 
 
 def test_unreadable_database_raises_store_error(tmp_path):
@@ -255,7 +272,7 @@ def test_a_kit_profile_is_replaced_not_doubled(backend):
     kit = queries.claim_kit("K", "K", "folder")
     queries.save_kit_profile(kit.id, "one", {"family": "techno"})
     queries.save_kit_profile(kit.id, "two", {"family": "house"})
-    assert queries.kit_profiles() == {kit.id: ("two", {"family": "house"})}
+    assert queries.kit_profiles([kit.id]) == {kit.id: ("two", {"family": "house"})}
 
 
 # -- the counts of `traum status` (schema v9: kept by triggers) ---------------------------

@@ -87,7 +87,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from daemon.work import Engine
+    from daemon.work import STATUS_KITS, Engine
 
     status = Engine(load_config(args.config)).status()
     if args.json:
@@ -116,6 +116,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  error: {error['kit']}/{error['file']}: {error['reason']}")
     if status["kit_profiles"]:
         print("kits:")
+    elif status["kits"] > STATUS_KITS:
+        print(f"kits: {status['kits']} (traum kits lists their profiles)")
     for summary in status["kit_profiles"]:
         print(f"  {kit_line(summary)}")
     return EXIT_OK

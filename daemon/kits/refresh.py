@@ -1,10 +1,12 @@
 """Stored kit profiles, kept fresh: computed after a kit's ingest, again when it is stale.
 
-Each profile is stored with a digest of the rules it was computed under and of its kit's stem
-labels (category, kind, tempo, key, analysis version), so a rules change, a user's correction
-or a re-analysis makes it stale; `load_library` computes stale and missing profiles again
-(lazily, when the library is next read) and resolves the families of kits whose names carry
-no genre word.
+Each profile is stored with a stamp of the rules it was computed under and of its kit's
+revision, which the database bumps whenever a stem of the kit is added, removed or relabelled
+(category, kind, tempo, key, analysis version; schema v10), so a rules change, a user's
+correction or a re-analysis makes it stale; `load_library` computes stale and missing profiles
+again (lazily, when the library is next read) and resolves the families of kits whose names
+carry no genre word. Which profiles are stale is read from the kit rows alone: a library of a
+million stems is not read to find the one kit that changed.
 
 Hearing the tonal stems needs audio, which this package does not touch: the caller passes a
 `Hear` function (the engine passes the renderer's ear).
@@ -12,9 +14,9 @@ Hearing the tonal stems needs audio, which this package does not touch: the call
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.compose.rules import Rules, load_rules
@@ -27,38 +29,56 @@ from daemon.store.records import KitRecord, StemRecord
 Hear = Callable[[Sequence[StemRecord]], Mapping[int, str | None]]
 
 
-def load_library(library: Path, rules_dir: Path, *, hear: Hear) -> KitLibrary:
+@dataclass
+class ProfileCache:
+    """What a process has read of the profiles: each by kit id with the stamp it was
+    computed under, and the library last built from them with the stamps of all its kits. A
+    process that reads the library again reads, computes and infers only what changed."""
+
+    profiles: dict[int, tuple[str, KitProfile]] = field(default_factory=dict)
+    library: tuple[tuple[tuple[int, str], ...], KitLibrary] | None = None
+
+
+def load_library(library: Path, rules_dir: Path, *, hear: Hear,
+                 cache: ProfileCache | None = None) -> KitLibrary:
     """Every complete kit's profile (stale or missing ones computed and stored again), with
-    families resolved.
+    families resolved; through `cache`, unchanged profiles are not read again and an
+    unchanged library is returned as it was built.
 
     Raises
     ------
     RuleError
         The genre or lexicon rules are broken.
     """
-    rules = load_rules(rules_dir)
+    cache = ProfileCache() if cache is None else cache
     digest = rules_hash(rules_dir)
-    stored = queries.kit_profiles()
-    by_kit: dict[str, list[StemRecord]] = defaultdict(list)
-    for stem in queries.list_stems(library):
-        by_kit[stem.kit].append(stem)
-    profiles = []
-    for kit in queries.complete_kits():
-        stems = by_kit.get(kit.name, [])
-        stamp = f"{digest}:{stems_digest(stems)}"
+    kits = queries.complete_kits()
+    stamps = tuple((kit.id, f"{digest}:{kit.revision}") for kit in kits)
+    if cache.library is not None and cache.library[0] == stamps:
+        return cache.library[1]
+    rules = load_rules(rules_dir)
+    stamp_of = dict(stamps)
+    unread = [kit for kit in kits if cache.profiles.get(kit.id, ("",))[0] != stamp_of[kit.id]]
+    stored = queries.kit_profiles(kit.id for kit in unread)
+    stale = []
+    for kit in unread:
         saved = stored.get(kit.id)
-        profile = from_dict(saved[1]) if saved and saved[0] == stamp else None
-        profiles.append(profile or _compute(kit, stems, rules, stamp, hear))
-    return build_library(profiles, rules.genres)
-
-
-def stems_digest(stems: Sequence[StemRecord]) -> str:
-    """A digest of the labels a profile is computed from."""
-    digest = hashlib.sha256()
-    for stem in sorted(stems, key=lambda s: s.id):
-        digest.update(repr((stem.id, stem.category, stem.kind, stem.bpm, stem.key,
-                            stem.analysis_version)).encode())
-    return digest.hexdigest()[:16]
+        profile = from_dict(saved[1]) if saved and saved[0] == stamp_of[kit.id] else None
+        if profile is None:
+            stale.append(kit)
+        else:
+            cache.profiles[kit.id] = (stamp_of[kit.id], profile)
+    by_kit: dict[str, list[StemRecord]] = defaultdict(list)
+    for stem in queries.kit_stems(library, [kit.name for kit in stale]):
+        by_kit[stem.kit].append(stem)
+    for kit in stale:
+        cache.profiles[kit.id] = (stamp_of[kit.id], _compute(
+            kit, by_kit[kit.name], rules, stamp_of[kit.id], hear))
+    for gone in set(cache.profiles) - set(stamp_of):
+        del cache.profiles[gone]
+    built = build_library([cache.profiles[kit.id][1] for kit in kits], rules.genres)
+    cache.library = (stamps, built)
+    return built
 
 
 def _compute(kit: KitRecord, stems: Sequence[StemRecord], rules: Rules, stamp: str,

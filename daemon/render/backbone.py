@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from itertools import islice
 
 from daemon.categories import CategoryTable
 from daemon.compose.plan import Plan
@@ -28,6 +29,11 @@ TEMPO_READINGS = (1.0, 0.5, 2.0)
 OFF_TEMPO_PENALTY = 0.9  # a half- or double-time kit fits, less naturally
 DRUM_CATEGORIES = ("kick", "drum_loop")
 MAX_BACKBONES = 2
+#: Kits a render considers per category, best fitting first, besides the backbone. A track
+#: draws on at most three kits (`daemon.render.select.MAX_KITS`), the best of them by this
+#: same ranking, so a library with thousands of kits is not read whole for one track; one
+#: with fewer kits of a category than this is searched whole.
+CANDIDATE_KITS = 32
 #: Selection tiers, best first: the backbone, used kits of the family, other kits of the
 #: family, other used kits, any other kit.
 TIERS = ("backbone", "family, used", "family", "used", "other")
@@ -82,13 +88,13 @@ def choose_backbone(plan: Plan, library: KitLibrary, *, categories: CategoryTabl
     if not profiles:
         return None
     family = library.family_of(plan.genre)
-    needs = core_needs(plan, categories)
-    ranking = sorted((fit_kit(profile, plan, family=family, needs=needs, categories=categories,
-                              max_stretch=max_stretch, max_semitones=max_semitones)
-                      for profile in profiles), key=lambda fit: (-fit.score, fit.kit))
+    wants = _Wants.of(plan, categories, max_semitones=max_semitones)
+    ranking = sorted((fit_kit(profile, plan, family=family, wants=wants,
+                              max_stretch=max_stretch) for profile in profiles),
+                     key=lambda fit: (-fit.score, fit.kit))
     best = ranking[0]
     kits, notes = [best.kit], [_reason(best, family)]
-    missing = [need for need in needs if need not in best.covers]
+    missing = [need for need in wants.needs if need not in best.covers]
     helper = next((fit for fit in ranking[1:] if set(missing) & set(fit.covers)), None)
     if missing and helper is not None and len(kits) < MAX_BACKBONES:
         kits.append(helper.kit)
@@ -101,29 +107,77 @@ def choose_backbone(plan: Plan, library: KitLibrary, *, categories: CategoryTabl
     return Backbone(tuple(kits), family, family_kits, tuple(ranking), tuple(notes))
 
 
-def core_needs(plan: Plan, categories: CategoryTable) -> tuple[str, ...]:
-    """The core lanes the plan asks for: ``drums``, ``bass`` and ``tonal`` (another tonal
-    lane), each at most once."""
-    asked = {query.category for section in plan.structure for query in section.stem_queries}
-    needs = []
-    if asked & set(DRUM_CATEGORIES):
-        needs.append("drums")
-    if "bass" in asked:
-        needs.append("bass")
-    if any(categories[c].tonal for c in asked - {"bass"} if c in categories):
-        needs.append("tonal")
-    return tuple(needs)
+def wanted_categories(plan: Plan, categories: CategoryTable) -> set[str]:
+    """Every category a render of `plan` may play: those it asks for, their stand-ins and
+    the one-shot categories that rebuild them, and those parts' stand-ins."""
+    wanted = _asked(plan, categories)
+    for category in list(wanted):
+        wanted.update(categories[category].stand_ins)
+        for part in categories[category].built_from:
+            wanted.update((part, *categories[part].stand_ins))
+    return wanted
 
 
-def fit_kit(profile: KitProfile, plan: Plan, *, family: str, needs: tuple[str, ...],
-            categories: CategoryTable, max_stretch: float, max_semitones: int) -> KitFit:
+def candidate_kits(backbone: Backbone, library: KitLibrary, wanted: Collection[str], *,
+                   limit: int = CANDIDATE_KITS) -> tuple[str, ...]:
+    """The backbone kits, then for each category of `wanted` the `limit` kits of the
+    backbone's ranking that best fit the plan and have stems of it; each kit once."""
+    has = {profile.kit: profile.categories for profile in library.profiles}
+    chosen = dict.fromkeys(backbone.kits)
+    for category in sorted(wanted):
+        with_it = (fit.kit for fit in backbone.ranking if has[fit.kit].get(category))
+        chosen.update(dict.fromkeys(islice(with_it, limit)))
+    return tuple(chosen)
+
+
+@dataclass(frozen=True)
+class _Wants:
+    """What a plan asks of every kit, worked out once per plan: its core lanes (``drums``,
+    ``bass``, ``tonal``: another tonal lane, each at most once) with the categories that
+    serve each, and how well each key fits the plan's key within the shift limit."""
+
+    needs: tuple[str, ...]
+    serving: Mapping[str, frozenset[str]]
+    key_fits: Mapping[str, float]
+    plan_key: str
+    max_semitones: int
+
+    @classmethod
+    def of(cls, plan: Plan, categories: CategoryTable, *, max_semitones: int) -> _Wants:
+        asked = _asked(plan, categories)
+        tonal = {c for c in asked - {"bass"} if categories[c].tonal}
+        serving = {"drums": frozenset(DRUM_CATEGORIES),
+                   "bass": frozenset({"bass", *categories["bass"].stand_ins}),
+                   "tonal": frozenset(tonal.union(*(categories[c].stand_ins for c in tonal)))}
+        needs = tuple(need for need, wanted in (("drums", asked & set(DRUM_CATEGORIES)),
+                                                ("bass", asked & {"bass"}), ("tonal", tonal))
+                      if wanted)
+        return cls(needs, serving, {}, plan.key, max_semitones)
+
+    def key_fit(self, key: str) -> float | None:
+        """How well a stem in `key` fits once shifted (0 beyond the limit); None for a key
+        that is not canonical."""
+        if key not in self.key_fits:
+            try:
+                shift, fit = key_fit(key, self.plan_key)
+            except PlanError:
+                fit = None
+            else:
+                fit = fit if abs(shift) <= self.max_semitones else 0.0
+            self.key_fits[key] = fit
+        return self.key_fits[key]
+
+
+def fit_kit(profile: KitProfile, plan: Plan, *, family: str, wants: _Wants,
+            max_stretch: float) -> KitFit:
     """Score one kit for the plan (parts 0..1, weighted by `WEIGHTS`)."""
-    covers = tuple(need for need in needs if _serves(profile, need, plan, categories))
+    has = {category for category, count in profile.categories.items() if count}
+    covers = tuple(need for need in wants.needs if has & wants.serving[need])
     parts = {
         "family": _family_part(profile, family),
-        "lanes": len(covers) / len(needs) if needs else 1.0,
+        "lanes": len(covers) / len(wants.needs) if wants.needs else 1.0,
         "tempo": _tempo_part(profile.tempo, plan.bpm, max_stretch),
-        "key": _key_part(profile.keys, plan.key, max_semitones),
+        "key": _key_part(profile.keys, wants),
         "moods": (len(set(plan.moods) & set(profile.styles)) / len(plan.moods)
                   if plan.moods else 0.0),
     }
@@ -131,15 +185,9 @@ def fit_kit(profile: KitProfile, plan: Plan, *, family: str, needs: tuple[str, .
     return KitFit(profile.kit, profile.family, score, parts, covers)
 
 
-def _serves(profile: KitProfile, need: str, plan: Plan, categories: CategoryTable) -> bool:
-    has = {category for category, count in profile.categories.items() if count}
-    if need == "drums":
-        return bool(has & set(DRUM_CATEGORIES))
-    if need == "bass":
-        return bool(has & {"bass", *categories["bass"].stand_ins})
-    asked = {query.category for section in plan.structure for query in section.stem_queries}
-    tonal = {c for c in asked - {"bass"} if c in categories and categories[c].tonal}
-    return bool(has & tonal) or any(has & set(categories[c].stand_ins) for c in tonal)
+def _asked(plan: Plan, categories: CategoryTable) -> set[str]:
+    return {query.category for section in plan.structure for query in section.stem_queries
+            if query.category in categories}
 
 
 def _family_part(profile: KitProfile, family: str) -> float:
@@ -162,17 +210,14 @@ def _tempo_part(tempo: float | None, bpm: float, max_stretch: float) -> float:
     return best
 
 
-def _key_part(keys: tuple[tuple[str, int], ...], plan_key: str, max_semitones: int) -> float:
+def _key_part(keys: tuple[tuple[str, int], ...], wants: _Wants) -> float:
     total = sum(count for _, count in keys)
     if not total:
         return 0.5  # no tonal stems: no key to clash
     score = 0.0
     for key, count in keys:
-        try:
-            shift, fit = key_fit(key, plan_key)
-        except PlanError:
-            continue
-        score += count * (fit if abs(shift) <= max_semitones else 0.0)
+        fit = wants.key_fit(key)
+        score += count * fit if fit is not None else 0.0
     return score / total
 
 

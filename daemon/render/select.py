@@ -86,7 +86,8 @@ def select_stems(plan: Plan, stems: Sequence[StemRecord], *, settings: RenderSet
     plan : Plan
         The arrangement; its lanes are its sections' stem queries.
     stems : sequence of StemRecord
-        The library.
+        The stems the track may draw on: the library, or the kits a render considers
+        (`daemon.render.backbone.candidate_kits`), whole kits either way.
     settings : RenderSettings
         Stretch and shift limits (see `daemon.render.fit.fit_stem`).
     categories : CategoryTable
@@ -152,7 +153,7 @@ class _Selector:
         self.scorer = Scorer(plan, categories, extra, backbone=backbone, ear=ear,
                              genre_of_kit=_genre_parts(kits, backbone))
         self.rng = np.random.default_rng(plan.seed)
-        self.library = Counter(stem.category for stem in stems)
+        self.library = _library_counts(stems, kits)
         # Tonal stems play in the key the ear hears, which may not be their label's.
         heard = [replace(s, key=h.key) if (h := self.hearings.get(s.id)) and h.overridden
                  else s for s in stems]
@@ -355,6 +356,18 @@ class _Selector:
         if key not in self.roles:
             self.roles[key] = check_role(stem, self.categories[lane_category].shape)
         return self.roles[key]
+
+
+def _library_counts(stems: Sequence[StemRecord], kits: KitLibrary | None) -> Counter[str]:
+    """Stems per category in the library: counted in the kit profiles when there are some,
+    since `stems` then holds only the kits a render considers."""
+    counts: Counter[str] = Counter()
+    if kits is None or not kits.profiles:
+        counts.update(stem.category for stem in stems)
+        return counts
+    for profile in kits.profiles:
+        counts.update(profile.categories)
+    return counts
 
 
 def _genre_parts(kits: KitLibrary | None, backbone: Backbone | None) -> dict[str, float]:

@@ -47,6 +47,7 @@ class Kit(BaseModel):
     added_at = FloatField()
     finished_at = FloatField(null=True)
     source_name = TextField(null=True)  # the inbox entry's file or folder name
+    revision = IntegerField(default=0)  # bumped by triggers when its stems change (schema v10)
 
 
 class Stem(BaseModel):

@@ -96,11 +96,13 @@ def kit_stems(library: Path, kits: Sequence[str], *,
     """The stems of the named `kits` (of `categories` only, if given), ordered by id: the
     candidates of a track, which draws on a backbone kit and at most two more
     (`daemon.render.select.MAX_KITS`). Served by the index on (kit_id, category)."""
-    query = (Stem.select(Stem, Kit).join(Kit).where(Kit.name.in_(list(kits)))
-             .order_by(Stem.id))
-    if categories is not None:
-        query = query.where(Stem.category.in_(list(categories)))
-    return [_stem_record(stem, library) for stem in query]
+    names, found = list(kits), []
+    for start in range(0, len(names), IN_CHUNK):
+        query = Stem.select(Stem, Kit).join(Kit).where(Kit.name.in_(names[start:start + IN_CHUNK]))
+        if categories is not None:
+            query = query.where(Stem.category.in_(list(categories)))
+        found.extend(_stem_record(stem, library) for stem in query)
+    return sorted(found, key=lambda stem: stem.id)
 
 
 def stems_below_analysis_version(library: Path, version: int) -> list[StemRecord]:
@@ -109,14 +111,6 @@ def stems_below_analysis_version(library: Path, version: int) -> list[StemRecord
     query = (Stem.select(Stem, Kit).join(Kit).where(Stem.analysis_version < version)
              .order_by(Stem.id))
     return [_stem_record(stem, library) for stem in query]
-
-
-def key_counts(categories: Iterable[str]) -> dict[str, int]:
-    """Number of stems per canonical key among `categories` (for choosing a plan key)."""
-    query = (Stem.select(Stem.musical_key, fn.COUNT(Stem.id).alias("n"))
-             .where(Stem.category.in_(list(categories)) & Stem.musical_key.is_null(False))
-             .group_by(Stem.musical_key))
-    return {row.musical_key: row.n for row in query}
 
 
 def stem_id_by_hash(content_hash: str) -> int | None:
@@ -189,10 +183,15 @@ def complete_kits() -> list[KitRecord]:
             Kit.select().where(Kit.status == "complete").order_by(Kit.id)]
 
 
-def kit_profiles() -> dict[int, tuple[str, dict[str, Any]]]:
-    """Kit id → (stamp, profile) of every stored kit profile."""
-    return {row.kit_id: (row.rules_hash, json.loads(row.profile))
-            for row in KitProfileRow.select()}
+def kit_profiles(kit_ids: Iterable[int]) -> dict[int, tuple[str, dict[str, Any]]]:
+    """Kit id → (stamp, profile) of the stored profiles of `kit_ids` (absent ones are left
+    out)."""
+    wanted, found = [int(i) for i in kit_ids], {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        query = KitProfileRow.select().where(
+            KitProfileRow.kit.in_(wanted[start:start + IN_CHUNK]))
+        found.update((row.kit_id, (row.rules_hash, json.loads(row.profile))) for row in query)
+    return found
 
 
 def save_kit_profile(kit_id: int, stamp: str, profile: Mapping[str, Any]) -> None:
@@ -209,7 +208,7 @@ def save_kit_profile(kit_id: int, stamp: str, profile: Mapping[str, Any]) -> Non
 
 def _kit_record(kit: Kit) -> KitRecord:
     return KitRecord(id=kit.id, name=kit.name, source_name=kit.source_name,
-                     source_kind=kit.source_kind, status=kit.status)
+                     source_kind=kit.source_kind, status=kit.status, revision=kit.revision)
 
 
 def record_items(kit: KitRecord, rel_paths: Iterable[str]) -> None:

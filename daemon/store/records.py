@@ -96,13 +96,15 @@ class StemRecord:
 @dataclass(frozen=True)
 class KitRecord:
     """One dropped kit. `status`: ``ingesting``, ``complete`` or ``quarantined``;
-    `source_name` is the inbox entry it came from (None in databases from release 1)."""
+    `source_name` is the inbox entry it came from (None in databases from release 1);
+    `revision` changes whenever one of its stems is added, removed or relabelled."""
 
     id: int
     name: str
     source_name: str | None
     source_kind: str
     status: str
+    revision: int = 0
 
 
 @dataclass(frozen=True)
