@@ -247,6 +247,7 @@ def time_render(config: Config, runs: int) -> dict[str, float]:
     from daemon import profiles
     from daemon.categories import load_categories
     from daemon.kits.refresh import ProfileCache, load_library
+    from daemon.render.scoring import Scorer
     from daemon.render.select import select_stems
     from daemon.store.models import Kit, Stem
     from daemon.work import Engine
@@ -273,11 +274,23 @@ def time_render(config: Config, runs: int) -> dict[str, float]:
             Stem.id == tonal).execute()
         read(cache)
 
-    plan = engine.plan_text(PROMPT, seed=1, kits=kits)
-    stems = profiles.candidate_stems(plan, kits, categories=categories, config=config)
+    def candidates():
+        plan = engine.plan_text(PROMPT, seed=1, kits=kits)
+        backbone = profiles.plan_backbone(plan, kits, categories=categories, config=config)
+        return plan, backbone, profiles.candidate_stems(plan, kits, backbone,
+                                                        categories=categories, config=config)
+
+    def select():
+        return select_stems(plan, stems, settings=config.render, categories=categories,
+                            kits=kits, backbone=backbone)
+
+    plan, backbone, stems = candidates()
     shortlist = len({stem.kit for stem in stems})
-    selection = select_stems(plan, stems, settings=config.render, categories=categories,
-                             kits=kits)
+    selection = select()
+    scorer = Scorer(plan, categories, {}, backbone=backbone)
+    for pick in selection.picks[:8]:  # the stems chosen so far, which similarity looks to
+        scorer.commit(pick.stem, pick.fit)
+    kicks = [stem for stem in stems if stem.category == "kick"]
     assert selection.picks and {pick.stem.kit for pick in selection.picks} <= {
         stem.kit for stem in stems}
     slow = max(1, runs // 3)
@@ -287,12 +300,11 @@ def time_render(config: Config, runs: int) -> dict[str, float]:
             lambda: read(ProfileCache()), slow),
         "kit profiles, unchanged since the last read": median_ms(lambda: read(cache), runs),
         "kit profiles, one stem relabelled since": median_ms(relabel, runs),
-        "plan, backbone and candidate stems": median_ms(
-            lambda: profiles.candidate_stems(engine.plan_text(PROMPT, seed=1, kits=kits), kits,
-                                             categories=categories, config=config), runs),
+        "plan, backbone and candidate stems": median_ms(candidates, runs),
         f"every lane chosen among {len(stems):,} candidates of {shortlist} kits": median_ms(
-            lambda: select_stems(plan, stems, settings=config.render, categories=categories,
-                                 kits=kits), runs),
+            select, runs),
+        f"similarity ranking of one lane ({len(kicks)} kick candidates)": median_ms(
+            lambda: sorted(kicks, key=scorer.similarity), runs),
     }
 
 

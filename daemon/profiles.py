@@ -67,29 +67,30 @@ def backbone_keys(plan: Plan, kits: KitLibrary, *, categories: CategoryTable,
                   config: Config) -> tuple[str | None, dict[str, int]]:
     """The kit that would be `plan`'s backbone and its keys as heard (key → tonal stems);
     (None, {}) without profiled kits or keys."""
-    backbone = _backbone(plan, kits, categories=categories, config=config)
+    backbone = plan_backbone(plan, kits, categories=categories, config=config)
     if backbone is None:
         return None, {}
     profile = kits.profile(backbone.kits[0])
     return backbone.kits[0], dict(profile.keys) if profile else {}
 
 
-def candidate_stems(plan: Plan, kits: KitLibrary, *, categories: CategoryTable,
-                    config: Config) -> list[StemRecord]:
-    """The stems a render of `plan` chooses from, ordered by id: those of the categories it
-    may play in the kits `daemon.render.backbone.candidate_kits` shortlists, and all their
-    tonal stems (the ear judges a kit's tonal stems together); every stem of the library
-    when no kit has a profile yet."""
-    backbone = _backbone(plan, kits, categories=categories, config=config)
+def plan_backbone(plan: Plan, kits: KitLibrary, *, categories: CategoryTable,
+                  config: Config) -> Backbone | None:
+    """`plan`'s backbone (`daemon.render.backbone.choose_backbone`) within the configured
+    stretch and shift limits; None without profiled kits."""
+    return choose_backbone(plan, kits, categories=categories,
+                           max_stretch=config.render.max_stretch,
+                           max_semitones=config.render.max_semitones)
+
+
+def candidate_stems(plan: Plan, kits: KitLibrary, backbone: Backbone | None, *,
+                    categories: CategoryTable, config: Config) -> list[StemRecord]:
+    """The stems a render of `plan` with `backbone` chooses from, ordered by id: those of
+    the categories it may play in the kits `daemon.render.backbone.candidate_kits`
+    shortlists, and all their tonal stems (the ear judges a kit's tonal stems together);
+    every stem of the library without a backbone (no kit has a profile yet)."""
     if backbone is None:
         return queries.list_stems(config.paths.library)
     wanted = wanted_categories(plan, categories)
     return queries.kit_stems(config.paths.library, candidate_kits(backbone, kits, wanted),
                              categories=sorted(wanted | set(categories.tonal())))
-
-
-def _backbone(plan: Plan, kits: KitLibrary, *, categories: CategoryTable,
-              config: Config) -> Backbone | None:
-    return choose_backbone(plan, kits, categories=categories,
-                           max_stretch=config.render.max_stretch,
-                           max_semitones=config.render.max_semitones)

@@ -223,15 +223,17 @@ class Engine:
     def explain_text(self, text: str, *, seed: int | None = None):
         """Plan `text` and choose its stems as a render would, without rendering; return the
         plan and the selection's explanation (`daemon.render.explain`)."""
+        from daemon import profiles
         from daemon.categories import load_categories
         from daemon.render.select import select_stems
 
         kits = self.kit_library()
         plan = self.plan_text(text, seed=seed, kits=kits)
         categories = load_categories(self.config.paths.rules)
-        stems = self._candidates(plan, kits, categories)
+        backbone = profiles.plan_backbone(plan, kits, categories=categories, config=self.config)
+        stems = self._candidates(plan, kits, backbone, categories)
         selection = select_stems(plan, stems, settings=self.config.render,
-                                 categories=categories,
+                                 categories=categories, backbone=backbone,
                                  extra_scores=self._text_scores(text, stems),
                                  cache_dir=self.config.paths.cache, kits=kits)
         return plan, selection.explanation
@@ -255,6 +257,7 @@ class Engine:
                     exports: Sequence[str] | None = None) -> RenderOutcome:
         """Plan and render `text` to `out_wav`, with the JSON report and the exports beside
         it: `exports`, else those of the prompt's ``export:`` line, else ``render.exports``."""
+        from daemon import profiles
         from daemon.categories import load_categories
         from daemon.compose.prompt import read_exports
         from daemon.render.drum_notes import load_drum_notes
@@ -265,7 +268,8 @@ class Engine:
         kits = self.kit_library()
         plan = self.plan_text(text, seed=seed, kits=kits)
         categories = load_categories(self.config.paths.rules)
-        stems = self._candidates(plan, kits, categories)
+        backbone = profiles.plan_backbone(plan, kits, categories=categories, config=self.config)
+        stems = self._candidates(plan, kits, backbone, categories)
         if not stems:
             raise RenderError(f"{out_wav.name}: the library has no stems yet; drop a "
                               f"construction kit into {self.config.paths.inbox} first")
@@ -274,7 +278,8 @@ class Engine:
                             patterns=load_patterns(self.config.paths.rules),
                             drum_notes=load_drum_notes(self.config.paths.rules),
                             categories=categories,
-                            extra_scores=self._text_scores(text, stems), kits=kits)
+                            extra_scores=self._text_scores(text, stems), kits=kits,
+                            backbone=backbone)
         exports = read_exports(text) if exports is None else exports
         result = write_outputs(track, out_wav, exports=self.config.render.exports
                                if exports is None else exports)
@@ -314,12 +319,13 @@ class Engine:
                      sum(item.size for item in pruned) / 2**20)
         return pruned
 
-    def _candidates(self, plan, kits, categories) -> list[StemRecord]:
+    def _candidates(self, plan, kits, backbone, categories) -> list[StemRecord]:
         """The stems a render of `plan` may choose from whose files are there
         (`daemon.profiles.candidate_stems`)."""
         from daemon import profiles
 
-        return present_stems(profiles.candidate_stems(plan, kits, categories=categories,
+        return present_stems(profiles.candidate_stems(plan, kits, backbone,
+                                                      categories=categories,
                                                       config=self.config))
 
     def _embedding_backend(self):

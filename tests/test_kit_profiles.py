@@ -247,3 +247,19 @@ def test_traum_kits_and_status_show_the_profiles(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "kits:\n  Trance Anthems: trance" in text
     assert "\n  Kit10: trance (inferred from tempo and sound, confidence" in text
+
+
+def test_a_profile_round_trips_through_its_stored_form_and_damage_is_recomputed():
+    rng = np.random.default_rng(5)
+    profile = KitProfile(
+        kit="Warehouse Techno", genre="techno", family="techno", family_source="name",
+        family_confidence=1.0, styles=("warehouse",), tempo=138.0, tempo_confidence=0.9,
+        keys=(("A minor", 3),), keys_corrected=1, categories={"kick": 2, "bass": 1},
+        sound={"kick": tuple(rng.normal(size=74) * 1000), "bass": tuple(rng.normal(size=74))},
+        stems=3)
+    stored = json.loads(json.dumps(profile.to_dict()))
+    assert from_dict(stored) == profile  # float64: every digit kept
+    assert "sound" not in profile.summary()
+    for damage in ("not base64!", "AAAA"):  # not base64; 3 bytes, not whole float64s
+        assert from_dict({**stored, "sound": {"kick": damage}}) is None
+    assert from_dict({**stored, "version": 1}) is None  # an older profile is computed again

@@ -18,6 +18,7 @@ from daemon.compose.plan import Plan
 from daemon.config import RenderSettings
 from daemon.errors import RenderError
 from daemon.kits.family import KitLibrary
+from daemon.render.backbone import Backbone
 from daemon.render.beatguard import mix_leading_kick
 from daemon.render.conform import conform_loop, conform_oneshot
 from daemon.render.master import master
@@ -33,7 +34,8 @@ def render_plan(plan: Plan, stems: Sequence[StemRecord], *, settings: RenderSett
                 cache_dir: Path, patterns: PatternRules, drum_notes: Mapping[str, int],
                 categories: CategoryTable,
                 extra_scores: Mapping[int, float] | None = None,
-                kits: KitLibrary | None = None) -> RenderedTrack:
+                kits: KitLibrary | None = None,
+                backbone: Backbone | None = None) -> RenderedTrack:
     """Render `plan` from `stems` into a mastered track, held in memory.
 
     Parameters
@@ -58,6 +60,8 @@ def render_plan(plan: Plan, stems: Sequence[StemRecord], *, settings: RenderSett
     kits : KitLibrary, optional
         The kits' profiles: with them the track is built from a backbone kit
         (`daemon.render.select`).
+    backbone : Backbone, optional
+        The plan's backbone when the caller chose it already (`select_stems`).
 
     Returns
     -------
@@ -75,7 +79,8 @@ def render_plan(plan: Plan, stems: Sequence[StemRecord], *, settings: RenderSett
         raise RenderError("no usable stems: the library is empty or its files are missing; "
                           "ingest a kit first")
     selection = select_stems(plan, usable, settings=settings, categories=categories,
-                             extra_scores=extra_scores, cache_dir=cache_dir, kits=kits)
+                             extra_scores=extra_scores, cache_dir=cache_dir, kits=kits,
+                             backbone=backbone)
     regions, sources, ratios, failures = conform_picks(
         plan, selection, settings=settings, cache_dir=cache_dir, categories=categories)
     fallbacks = (*selection.fallbacks, *failures)

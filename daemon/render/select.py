@@ -74,7 +74,8 @@ class Selection:
 
 def select_stems(plan: Plan, stems: Sequence[StemRecord], *, settings: RenderSettings,
                  categories: CategoryTable, extra_scores: Mapping[int, float] | None = None,
-                 cache_dir: Path | None = None, kits: KitLibrary | None = None) -> Selection:
+                 cache_dir: Path | None = None, kits: KitLibrary | None = None,
+                 backbone: Backbone | None = None) -> Selection:
     """Pick a stem for every lane of every section; deterministic for ``plan.seed``.
 
     A section repeats when its name, without part letter and number ("Drop 2 A" → "drop"),
@@ -100,15 +101,19 @@ def select_stems(plan: Plan, stems: Sequence[StemRecord], *, settings: RenderSet
         trusts the key labels.
     kits : KitLibrary, optional
         Kit profiles; with them the track has a backbone kit and stays within `MAX_KITS`.
+    backbone : Backbone, optional
+        The plan's backbone among `kits`, when the caller chose it already; else it is
+        chosen here.
 
     Returns
     -------
     Selection
         The picks, one note per lane that fell back or was left out, and the explanation.
     """
-    backbone = None if kits is None else choose_backbone(
-        plan, kits, categories=categories, max_stretch=settings.max_stretch,
-        max_semitones=settings.max_semitones)
+    if backbone is None and kits is not None:
+        backbone = choose_backbone(plan, kits, categories=categories,
+                                   max_stretch=settings.max_stretch,
+                                   max_semitones=settings.max_semitones)
     ear = None if cache_dir is None else Ear(stems, cache_dir=cache_dir, categories=categories)
     selector = _Selector(plan, stems, settings=settings, categories=categories,
                          extra=extra_scores or {}, ear=ear, backbone=backbone, kits=kits)

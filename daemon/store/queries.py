@@ -12,7 +12,7 @@ import base64
 import json
 import time
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -37,16 +37,25 @@ from daemon.store.records import NOT_COLUMNS, JournalItem, KitRecord, StemRecord
 _HINTS = typing.get_type_hints(StemRecord)
 
 
-def _stem_record(stem: Stem, library: Path) -> StemRecord:
-    """Convert a row (selected with its kit) to a `StemRecord` with an absolute path under
+_RECORD_COLUMNS = tuple(item.name for item in fields(StemRecord)
+                        if item.name not in NOT_COLUMNS)
+
+
+def _select_stems():
+    """A query of stems with their kit's name, read as plain rows by `_stem_records` (a
+    model instance per row cost more than the rest of a render's read of its candidates)."""
+    return Stem.select(Stem.id, Kit.name, Stem.stored_path,
+                       *(getattr(Stem, column_name(name)) for name in _RECORD_COLUMNS)
+                       ).join(Kit)
+
+
+def _stem_records(query, library: Path) -> Iterator[StemRecord]:
+    """The rows of a `_select_stems` query as `StemRecord`s with absolute paths under
     `library`; every other field comes from the column of the same name."""
-    values: dict[str, Any] = {"id": stem.id, "kit": stem.kit.name,
-                              "path": library / stem.stored_path}
-    for item in fields(StemRecord):
-        if item.name not in NOT_COLUMNS:
-            values[item.name] = _from_column(_HINTS[item.name],
-                                             getattr(stem, column_name(item.name)))
-    return StemRecord(**values)
+    for stem_id, kit, stored_path, *values in query.tuples():
+        yield StemRecord(id=stem_id, kit=kit, path=library / stored_path,
+                         **{name: _from_column(_HINTS[name], value)
+                            for name, value in zip(_RECORD_COLUMNS, values, strict=True)})
 
 
 def _from_column(hint: Any, value: Any) -> Any:
@@ -79,7 +88,7 @@ def list_stems(library: Path, *, category: str | None = None, kit: str | None = 
     """Every committed stem (optionally of one category or kit), ordered by id; a page of
     them with `limit`: the first `limit` stems whose id is above `after` (keyset paging,
     as fast on the last page as on the first: the index on (category, id) finds it)."""
-    query = Stem.select(Stem, Kit).join(Kit).order_by(Stem.id)
+    query = _select_stems().order_by(Stem.id)
     if category:
         query = query.where(Stem.category == category)
     if kit:
@@ -88,7 +97,7 @@ def list_stems(library: Path, *, category: str | None = None, kit: str | None = 
         query = query.where(Stem.id > after)
     if limit is not None:
         query = query.limit(limit)
-    return [_stem_record(stem, library) for stem in query]
+    return list(_stem_records(query, library))
 
 
 def kit_stems(library: Path, kits: Sequence[str], *,
@@ -98,19 +107,19 @@ def kit_stems(library: Path, kits: Sequence[str], *,
     (`daemon.render.select.MAX_KITS`). Served by the index on (kit_id, category)."""
     names, found = list(kits), []
     for start in range(0, len(names), IN_CHUNK):
-        query = Stem.select(Stem, Kit).join(Kit).where(Kit.name.in_(names[start:start + IN_CHUNK]))
+        query = _select_stems().where(Kit.name.in_(names[start:start + IN_CHUNK]))
         if categories is not None:
             query = query.where(Stem.category.in_(list(categories)))
-        found.extend(_stem_record(stem, library) for stem in query)
+        found.extend(_stem_records(query, library))
     return sorted(found, key=lambda stem: stem.id)
 
 
 def stems_below_analysis_version(library: Path, version: int) -> list[StemRecord]:
     """Stems analysed by code older than `version` (the ingest's ``ANALYSIS_VERSION``),
     ordered by id: what a re-analysis has to visit."""
-    query = (Stem.select(Stem, Kit).join(Kit).where(Stem.analysis_version < version)
+    query = (_select_stems().where(Stem.analysis_version < version)
              .order_by(Stem.id))
-    return [_stem_record(stem, library) for stem in query]
+    return list(_stem_records(query, library))
 
 
 def stem_id_by_hash(content_hash: str) -> int | None:
@@ -122,10 +131,10 @@ def stem_id_by_hash(content_hash: str) -> int | None:
 def stems_needing_embedding(library: Path, model_name: str, *,
                             limit: int = 256) -> list[StemRecord]:
     """Stems whose vector is missing or was made by another backend or model."""
-    query = (Stem.select(Stem, Kit).join(Kit)
+    query = (_select_stems()
              .where(Stem.embedding_model.is_null() | (Stem.embedding_model != model_name))
              .order_by(Stem.id).limit(limit))
-    return [_stem_record(stem, library) for stem in query]
+    return list(_stem_records(query, library))
 
 
 def named_stem_features() -> tuple[list[bytes], list[str]]:
@@ -178,9 +187,12 @@ def unfinished_kits() -> list[KitRecord]:
 
 
 def complete_kits() -> list[KitRecord]:
-    """Every kit whose ingest finished, ordered by id."""
-    return [_kit_record(kit) for kit in
-            Kit.select().where(Kit.status == "complete").order_by(Kit.id)]
+    """Every kit whose ingest finished, ordered by id (read as plain rows: a render reads
+    them all to find the stale profiles, 20,000 at a label's scale)."""
+    query = (Kit.select(Kit.id, Kit.name, Kit.source_name, Kit.source_kind, Kit.status,
+                        Kit.revision)
+             .where(Kit.status == "complete").order_by(Kit.id).tuples())
+    return [KitRecord(*row) for row in query]
 
 
 def kit_profiles(kit_ids: Iterable[int]) -> dict[int, tuple[str, dict[str, Any]]]:
@@ -362,7 +374,7 @@ def stems_by_ids(library: Path, ids: Iterable[int]) -> dict[int, StemRecord]:
     """The committed stems among `ids`, by id (absent ids are left out)."""
     wanted, found = [int(i) for i in ids], {}
     for start in range(0, len(wanted), IN_CHUNK):
-        query = (Stem.select(Stem, Kit).join(Kit)
+        query = (_select_stems()
                  .where(Stem.id.in_(wanted[start:start + IN_CHUNK])))
-        found.update((stem.id, _stem_record(stem, library)) for stem in query)
+        found.update((stem.id, stem) for stem in _stem_records(query, library))
     return found

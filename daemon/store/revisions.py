@@ -19,7 +19,7 @@ from peewee import fn
 
 from daemon.errors import StoreError
 from daemon.store.models import Kit, Stem, database
-from daemon.store.queries import _stem_record, _to_column
+from daemon.store.queries import _to_column, stems_by_ids
 from daemon.store.records import CORRECTABLE, StemRecord
 
 #: Columns a re-analysis leaves alone: the search vector may come from another backend
@@ -35,8 +35,7 @@ def transaction():
 
 def get_stem(library: Path, stem_id: int) -> StemRecord | None:
     """The stem with this id, or None."""
-    stem = Stem.select(Stem, Kit).join(Kit).where(Stem.id == stem_id).first()
-    return None if stem is None else _stem_record(stem, library)
+    return stems_by_ids(library, [stem_id]).get(stem_id)
 
 
 def update_stems(updates: Mapping[int, Mapping[str, Any]]) -> int:
