@@ -113,10 +113,11 @@ def longest_match(tokens: Sequence[str], phrases: tuple[Phrase, ...]) -> int:
     A token also matches without a plural ``s``/``es`` ("kicks", "basses")."""
     forms = [{token, token[:-1] if token.endswith("s") else token,
               token[:-2] if token.endswith("es") else token} for token in tokens]
+    anywhere = set().union(*forms)  # most phrases start with a word the name lacks
     best = 0
     for phrase in phrases:
         size = len(phrase)
-        if size <= best:
+        if size <= best or phrase[0] not in anywhere:
             continue
         for start in range(len(tokens) - size + 1):
             if all(word in forms[start + offset] for offset, word in enumerate(phrase)):

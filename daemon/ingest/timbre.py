@@ -12,6 +12,7 @@ harmony against an atmosphere's noise; a crackle bed's many tiny clicks against 
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 import numpy as np
@@ -154,8 +155,7 @@ def low_pitch_motion(*, mono: np.ndarray, sample_rate: int) -> np.ndarray:
     unpitched = np.array([0.0, _UNPITCHED_JITTER, 0.0])
     if stretch.size < sample_rate // 20:  # under 50 ms: no low cycle fits
         return unpitched
-    sos = scipy.signal.butter(4, 300.0, fs=sample_rate, output="sos")
-    low = scipy.signal.sosfilt(sos, stretch)
+    low = scipy.signal.sosfilt(_filter(4, 300.0, "lowpass", sample_rate), stretch)
     ups = np.flatnonzero((low[:-1] < 0.0) & (low[1:] >= 0.0))
     if ups.size < 4 or np.abs(low).max() < 0.25 * np.abs(stretch).max():
         return unpitched
@@ -185,8 +185,7 @@ def attack_bursts(*, mono: np.ndarray, sample_rate: int) -> np.ndarray:
     block = max(1, sample_rate // 1000)
     if stretch.size < 4 * block:
         return np.array([1.0, 0.0])
-    sos = scipy.signal.butter(2, 1000.0, btype="highpass", fs=sample_rate, output="sos")
-    high = scipy.signal.sosfilt(sos, stretch)
+    high = scipy.signal.sosfilt(_filter(2, 1000.0, "highpass", sample_rate), stretch)
     blocks = np.square(high[: high.size - high.size % block]).reshape(-1, block).mean(axis=1)
     level = 10.0 * np.log10(np.convolve(blocks, np.ones(3) / 3, mode="same") + _TINY)
     local_max = (level >= np.maximum.accumulate(level) - 15.0)  # within 15 dB of the loudest
@@ -272,3 +271,10 @@ def timbre_vector(*, spectrum: SpectrumLike, mono: np.ndarray,
                        frame_rate=spectrum.sample_rate / spectrum.hop),
         texture(spectrum=spectrum, mono=mono),
     ])
+
+
+@functools.cache
+def _filter(order: int, cutoff: float, kind: str, sample_rate: int) -> np.ndarray:
+    """A Butterworth filter's second-order sections, designed once per sample rate (the
+    design cost as much as the filtering of a one-shot)."""
+    return scipy.signal.butter(order, cutoff, btype=kind, fs=sample_rate, output="sos")
