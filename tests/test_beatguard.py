@@ -1,24 +1,33 @@
 """The kick leads (daemon.render.beatguard, daemon.render.groove): the pulse measure, cutting a
-lane out of sections, and percussion staged under the kick in four-on-the-floor plans."""
+lane out of sections, lowering the backbeat that out-pulses the kick, and percussion staged
+under the kick in four-on-the-floor plans."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from render_helpers import fake_record
+from render_helpers import fake_record, settings
+from stored_kits import kit_samples
 
 from daemon.categories import load_categories
 from daemon.compose.plan import Plan, Section
-from daemon.render.beatguard import lead, without
+from daemon.render.beatguard import lead, mix_leading_kick, without
 from daemon.render.fit import Fit
 from daemon.render.groove import KICK_HEADROOM_DB, kick_loudness, lane_target
+from daemon.render.patterns import load_patterns
 from daemon.render.select import Pick
-from daemon.render.sequence import Region
+from daemon.render.sequence import Grid, Region
 
-TABLE = load_categories(Path(__file__).resolve().parents[1] / "rules")
+# The fidelity bench's measure judges the mix, independently of the guard's own.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from fidelity import kick_leads  # noqa: E402
+
+RULES = Path(__file__).resolve().parents[1] / "rules"
+TABLE = load_categories(RULES)
 RATE = 22050
 
 
@@ -71,3 +80,45 @@ def test_percussion_is_staged_under_the_kick_in_four_on_the_floor_plans():
     assert targets["bass"] == TABLE["bass"].loudness  # not percussion
     free = replace(PLAN, four_on_floor=False)
     assert lane_target(lanes[1], plan=free, kick=kick) == TABLE["drum_loop"].loudness
+
+
+def groove(genre: str, sounds: tuple[str, ...], *, energy: float) -> tuple[list[str], np.ndarray]:
+    """The guard's notes and the mix of an 8-bar section of `genre`'s patterns at 124 BPM,
+    played by `sounds` (file names of the synthesised house kit, one lane each; loops tile)."""
+    kit = {Path(sample.name).stem: sample for sample in kit_samples(124.0, "G minor", 2)}
+    plan = Plan(prompt="t", genre=genre, bpm=124.0, key="G minor", seed=1, four_on_floor=True,
+                structure=(Section("Groove", 8, energy),))
+    regions, sources = [], {}
+    for number, sound in enumerate(sounds, start=1):
+        sample = kit[sound]
+        stem = replace(fake_record(number, sample.category, kind=sample.kind), rel_path=sample.name)
+        pick = Pick(0, sample.category, sample.category, stem, Fit(1.0, None, 0, 1, 1))
+        regions.append(Region(sample.category, sample.category, pick, (0,), 0, 8,
+                              "loop" if sample.kind == "loop" else "pattern",
+                              TABLE[sample.category]))
+        sources[sample.category] = sample.audio.astype(np.float32)
+    mixed, _, notes = mix_leading_kick(
+        regions, source_for=lambda region: sources[region.lane],
+        grid=Grid(sample.sample_rate, plan.bpm), plan=plan,
+        pattern=load_patterns(RULES).for_genre(genre), settings=settings())
+    return notes, mixed.bus
+
+
+def test_a_clap_out_pulsing_the_kick_at_one_and_a_half_times_the_tempo_is_lowered():
+    # House: open hats and a sub bass between the beats cancel the kick's pulse; the clap on
+    # 2 and 4 then pulses strongest at 186 BPM (1.5 x 124), its backbeat's second pulse.
+    notes, bus = groove("house", ("TE_Kick_Industrial_03", "TE_HiHat_Open_02", "TE_Clap_Wide_01",
+                                  "TE_Bass_Sub_124bpm_Gm", "TE_Pad_Dark_124bpm_Gm"), energy=0.65)
+    assert notes == ["clap -6 dB: its backbeat out-pulsed the kick",
+                     "clap -12 dB: its backbeat out-pulsed the kick"]
+    assert kick_leads(bus, 44100, bpm=124.0) == (True, 124.0)
+
+
+def test_only_the_part_pulsing_hardest_at_the_rival_is_lowered():
+    # Minimal techno: the open hat (on the "and" of 2 and 4) and the clap both pulse at the
+    # half tempo; lowering the clap too would take from the kick's beat what the hat gave back.
+    notes, bus = groove("minimal", ("TE_Kick_Deep_02", "TE_HiHat_Open_02", "TE_Clap_Wide_01",
+                                    "TE_Bass_Sub_124bpm_Gm", "TE_Pad_Dark_124bpm_Gm"), energy=0.65)
+    assert notes == ["hihat -6 dB: its backbeat out-pulsed the kick",
+                     "hihat -12 dB: its backbeat out-pulsed the kick"]
+    assert kick_leads(bus, 44100, bpm=124.0) == (True, 124.0)

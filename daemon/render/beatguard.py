@@ -9,9 +9,14 @@ that pulse strongly at the rival pulse are the culprits. One whose own strongest
 the beat (a 3-step cycle, five hits a bar) fights the beat and is left out of that section;
 offbeat hats, pulsing with the beat, never are. Level alone does not tame a fighter: onset
 strength is measured in decibels, and a quieter hit still starts as sharply. A backbeat (a
-clap on 2 and 4) that makes the half tempo out-pulse the kick is lowered instead: it sounds
-with the kick, so its level does decide how much it adds. The track is mixed again after
-each step.
+clap on 2 and 4) that out-pulses the kick is lowered instead: it sounds with the kick, so its
+level does decide how much it adds. Its period is two beats, so it pulses at half the tempo
+and at 1.5 times it, where the kick's one-beat period has nothing: in house, whose offbeat
+hats and bass cancel the kick's own pulse (in antiphase with it at the tempo), the rival is
+mostly the second, 186 BPM at 124. A part on the beat adds to the kick's pulse as well, so
+in each section only the part that pulses hardest at the rival is lowered, and only once the
+section's fighters are gone (in minimal techno, lowering the clap along with the offbeat hats
+cost the kick the lead the hats alone won back). The track is mixed again after each step.
 
 Onsets are computed with `daemon.embed.spectral` (plain numpy), as everywhere in the service.
 """
@@ -53,6 +58,9 @@ ON_BEAT_SHARE = 0.8
 #: A backbeat that out-pulses the kick is lowered by these steps, one mix each: on the beat with
 #: the kick, a clap's onset only stands out by its level (by up to 12 dB it stays a backbeat).
 BACKBEAT_STEPS_DB = (-6.0, -12.0)
+#: The pulses of a two-beat period that a one-beat period lacks (tempo multiples; the next,
+#: 2.5, is out of `PULSE_RANGE` at any four-on-the-floor tempo).
+BACKBEAT_PULSES = (0.5, 1.5)
 
 
 def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region], np.ndarray],
@@ -60,8 +68,8 @@ def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region]
                      settings: RenderSettings) -> tuple[MixResult, list[Region], list[str]]:
     """Mix `regions` (`daemon.render.mix.mix_regions`); in a four-on-the-floor plan, where the
     kick does not lead, leave out percussion that fights the beat and lower a backbeat that
-    out-pulses the kick (`BACKBEAT_STEPS_DB`), mixing again after each step. Returns the mix,
-    the regions it was made of and a note per change."""
+    out-pulses the kick (`BACKBEAT_STEPS_DB`, `backbeats_to_lower`), mixing again after each
+    step. Returns the mix, the regions it was made of and a note per change."""
     def mix(parts: Sequence[Region], trims: dict[str, float]) -> MixResult:
         return mix_regions(parts, source_for=source_for, grid=grid, plan=plan, pattern=pattern,
                            settings=settings, trims=trims)
@@ -80,9 +88,11 @@ def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region]
         guilty = {key: beat for key, (rival, beat) in shares.items() if rival >= GUILTY_SHARE}
         fighters = {(lane, index): failing[index] for (lane, index), beat in guilty.items()
                     if beat < ON_BEAT_SHARE}
-        backbeat = sorted({lane for lane, index in guilty
-                           if _near(failing[index], plan.bpm / 2)
-                           and trims.get(lane, 0.0) > step})
+        fought = {index for _, index in fighters}
+        backbeat = backbeats_to_lower(
+            {index: pulse for index, pulse in failing.items() if index not in fought},
+            {key: shares[key][0] for key in guilty}, bpm=plan.bpm,
+            lowered=[lane for lane, trim in trims.items() if trim <= step])
         if not fighters and not backbeat:
             break
         current = without(current, set(fighters), plan)
@@ -117,6 +127,24 @@ def rival_shares(regions: Sequence[Region], rivals: Mapping[int, float], *,
                 _share(bpms, strength, [rivals[index]]),
                 _share(bpms, strength, [plan.bpm * factor for factor in ALLIED]))
     return shares
+
+
+def backbeats_to_lower(rivals: Mapping[int, float], guilty: Mapping[tuple[str, int], float], *,
+                       bpm: float, lowered: Sequence[str]) -> list[str]:
+    """The lanes to lower next: in each section of `rivals` (section → the pulse that beat the
+    kick there, for sections whose fighters are gone) where that pulse is a backbeat's
+    (`BACKBEAT_PULSES`), the lane of `guilty` ((lane, section) → its share of the rival, every
+    lane there moving with the beat) that pulses hardest at it, unless already `lowered` so
+    far. One lane a section: the others may be innocent, and each adds to the beat as well."""
+    lanes = set()
+    for index, pulse in rivals.items():
+        if not any(_near(pulse, bpm * factor) for factor in BACKBEAT_PULSES):
+            continue
+        suspects = {lane: share for (lane, section), share in guilty.items()
+                    if section == index and lane not in lowered}
+        if suspects:
+            lanes.add(max(suspects, key=suspects.get))
+    return sorted(lanes)
 
 
 def kick_sections(regions: Sequence[Region]) -> list[int]:
