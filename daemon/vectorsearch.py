@@ -13,18 +13,20 @@ some id, and `nearest_stems` merges
 2. an exact scan of the *tail*: the model's stems above the highest snapshot id that is
    still intact.
 
-No lock is needed, across processes or machines: a snapshot is immutable and only says
-"these ids had these vectors"; the database says which still do, and with which vector (a
-candidate is scored with the vector stored now). "Intact" guards against
+Searching takes no lock, across processes or machines: a snapshot is immutable and only
+says "these ids had these vectors"; the database says which still do, and with which vector
+(a candidate is scored with the vector stored now). "Intact" guards against
 SQLite handing the ids of deleted top stems to new ones: the pointer records the content
 hashes of the snapshot's highest ids (its anchors); ids above the highest anchor that still
-has its content are treated as tail, never trusted from the snapshot.
+has its content are treated as tail, never trusted from the snapshot. Refreshing takes a
+lock without waiting for it (`lock_refreshes`), only so that one process builds at a time.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ from daemon.embed.index import VectorIndex, unit_rows
 from daemon.errors import EmbeddingError
 from daemon.store import queries
 from daemon.store import vectors as stored
+from daemon.store.cluster import library_on_server, try_server_lock
 from daemon.store.records import StemRecord
 
 log = logging.getLogger("traum.vectorsearch")
@@ -86,16 +89,48 @@ def refresh_vector_index(paths: Paths, model: str, *, min_stems: int = ANN_MIN_S
 
     Only stems below the first one still waiting for a vector of `model` are added, so a
     snapshot never skips an id that re-embedding fills in later. A damaged or foreign
-    index is logged and rebuilt. Concurrent refreshes on several machines each write a
-    complete snapshot; the last rename wins.
+    index is logged and rebuilt. One refresh of a model runs at a time, across threads,
+    processes and machines (`lock_refreshes`): while another runs, this returns 0 at once
+    and never waits, so an ingest is never held up; the next refresh catches up with what
+    that one left out.
     """
-    folder = ann_folder(paths)
+    if _due(paths, model, min_stems=min_stems, refresh_tail=refresh_tail) is None:
+        return 0  # the common case after a kit: no lock taken, nothing written
+    with lock_refreshes(paths, model) as held:
+        if not held:
+            log.debug("vector index of %s: another process is refreshing it", model)
+            return 0
+        # Again under the lock: the refresh that held it before may have done the work.
+        due = _due(paths, model, min_stems=min_stems, refresh_tail=refresh_tail)
+        return 0 if due is None else _refresh(paths, model, *due)
+
+
+def lock_refreshes(paths: Paths, model: str) -> AbstractContextManager[bool]:
+    """The lock that lets one refresh of `model`'s snapshot run at a time, taken without
+    waiting: it yields True while held here, False when another holder has it. The
+    cluster's machines share it through the library's server (an advisory lock), one
+    machine through a lock file beside the snapshot."""
+    if library_on_server():
+        return try_server_lock(f"traum-ann:{model}")
+    return ann.try_builder_lock(ann_folder(paths), model)
+
+
+def _due(paths: Paths, model: str, *, min_stems: int, refresh_tail: int
+         ) -> tuple[ann.Snapshot | None, int] | None:
+    """The usable snapshot and its intact id when a refresh has work to do (see
+    `refresh_vector_index`); None when it has not."""
     snapshot, intact = _usable_snapshot(paths, model)
     tail = stored.model_vectors(model, after_id=intact)[0]
     if snapshot is None and len(tail) < min_stems:
-        return 0
+        return None
     if snapshot is not None and len(tail) < refresh_tail and intact == snapshot.info.through_id:
-        return 0
+        return None
+    return snapshot, intact
+
+
+def _refresh(paths: Paths, model: str, snapshot: ann.Snapshot | None, intact: int) -> int:
+    """`refresh_vector_index` under the lock, once `_due` found work."""
+    folder = ann_folder(paths)
     index = _extendable(folder, model, snapshot, intact)
     start = 0 if index is None else intact
     waiting = stored.first_stem_needing_embedding(model, after_id=start)

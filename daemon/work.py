@@ -56,8 +56,9 @@ class RenderOutcome:
 
 
 class Engine:
-    """Ingest and render with one configuration; thread-safe for one ingest lane plus one
-    render lane (renders only read committed stems)."""
+    """Ingest and render with one configuration; thread-safe for one ingest lane plus
+    render lanes (renders only read committed stems; a cluster worker may run several at
+    once, and `in_progress` then names the one started last)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config

@@ -1,26 +1,39 @@
 """The ANN snapshot behind `--like` (`daemon.vectorsearch`, `daemon.embed.ann`) on a real
 SQLite library with a lowered threshold: built, persisted, reloaded; the tail, deletions,
 reused ids and models handled; equal to the exact scan; damaged files rebuilt; refreshed by
-the engine (at the real threshold) and used by ``traum search --like``."""
+the engine (at the real threshold) and used by ``traum search --like``. One refresh at a
+time, on SQLite and on PostgreSQL: a refresh while another holds the lock does nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 
-from daemon.config import Paths, load_config
+from daemon.config import Paths, ensure_folders, load_config
 from daemon.embed import ann
 from daemon.embed.index import VectorIndex
-from daemon.store.db import open_database
-from daemon.vectorsearch import ANN_MIN_STEMS, ann_folder, nearest_stems, refresh_vector_index
+from daemon.store.db import open_database, open_server
+from daemon.store.models import database
+from daemon.vectorsearch import (
+    ANN_MIN_STEMS,
+    ann_folder,
+    lock_refreshes,
+    nearest_stems,
+    refresh_vector_index,
+)
 from daemon.work import Engine
 from tests.library_helpers import add_kit, make_library, writing
 
@@ -35,24 +48,39 @@ def unit_rows(count: int, seed: int) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
+STEM_ROW = ("INSERT INTO stem (kit_id, rel_path, stored_path, content_hash, category, "
+            "category_confidence, category_source, kind, bpm_confidence, bpm_source, "
+            "key_confidence, key_source, duration, sample_rate, channels, peak_db, rms_db, "
+            "crest_db, tags, embedding, embedding_model, added_at) VALUES (?, ?, ?, ?, ?, 1, "
+            "'name', 'oneshot', 0, 'none', 0, 'none', 0.5, 44100, 2, -1, -12, 11, '[]', ?, "
+            "?, ?)")
+
+
+def stem_values(kit: int, vector: np.ndarray, model: str, category: str) -> tuple:
+    """The values of `STEM_ROW` for a new stem of `kit` holding `vector`."""
+    name = os.urandom(8).hex()
+    return (kit, f"{name}.wav", f"stems/{name}.wav", name, category,
+            np.asarray(vector, np.float32).tobytes(), model, time.time())
+
+
 def add_stems(paths: Paths, vectors: np.ndarray, *, model: str = MODEL,
               category: str = "kick") -> list[int]:
     """Stem rows with `vectors` embedded by `model`, in one transaction; their ids."""
     kit = add_kit(paths, f"Kit {time.monotonic_ns()}")
-    ids = []
     with writing(paths.database) as db:
-        for vector in vectors:
-            name = os.urandom(8).hex()
-            ids.append(db.execute(
-                "INSERT INTO stem (kit_id, rel_path, stored_path, content_hash, category, "
-                "category_confidence, category_source, kind, bpm_confidence, bpm_source, "
-                "key_confidence, key_source, duration, sample_rate, channels, peak_db, "
-                "rms_db, crest_db, tags, embedding, embedding_model, added_at) VALUES "
-                "(?, ?, ?, ?, ?, 1, 'name', 'oneshot', 0, 'none', 0, 'none', 0.5, 44100, 2, "
-                "-1, -12, 11, '[]', ?, ?, ?)",
-                (kit, f"{name}.wav", f"stems/{name}.wav", name, category,
-                 np.asarray(vector, np.float32).tobytes(), model, time.time())).lastrowid)
-    return ids
+        return [db.execute(STEM_ROW, stem_values(kit, vector, model, category)).lastrowid
+                for vector in vectors]
+
+
+def add_server_stems(url: str, vectors: np.ndarray) -> list[int]:
+    """`add_stems` on the PostgreSQL library at `url`."""
+    with psycopg.connect(url) as db:
+        kit = db.execute("INSERT INTO kit (name, source_kind, status, added_at) VALUES "
+                         "(%s, 'folder', 'complete', 0) RETURNING id",
+                         (f"Kit {time.monotonic_ns()}",)).fetchone()[0]
+        return [db.execute(STEM_ROW.replace("?", "%s") + " RETURNING id",
+                           stem_values(kit, vector, MODEL, "kick")).fetchone()[0]
+                for vector in vectors]
 
 
 def delete_stems(paths: Paths, ids: list[int]) -> None:
@@ -247,3 +275,81 @@ def test_the_engine_refreshes_the_index_when_it_catches_up_embeddings(tmp_path):
     add_stems(paths, unit_rows(1, seed=91))
     engine.catch_up_embeddings()
     assert len(ann.read_snapshot(ann_folder(paths), MODEL)) == ANN_MIN_STEMS
+
+
+# -- one refresh at a time -------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_library(request, tmp_path) -> Iterator[tuple[Paths, Callable[[np.ndarray], list[int]]]]:
+    """A library on stems.db or on a PostgreSQL server, and how to add stems to it."""
+    if request.param == "sqlite":
+        paths = make_library(tmp_path)
+        open_database(paths.database)
+        yield paths, lambda vectors: add_stems(paths, vectors)
+        return
+    url = request.getfixturevalue("postgres_url")
+    paths = Paths(inbox=tmp_path / "inbox", library=tmp_path / "library",
+                  requests=tmp_path / "requests", rules=tmp_path / "rules")
+    ensure_folders(paths)
+    db = open_server(url)
+    try:
+        yield paths, lambda vectors: add_server_stems(url, vectors)
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def refresh_held_elsewhere(paths: Paths) -> Iterator[None]:
+    """Hold the refresh lock of `MODEL` for the block from another thread, with its own
+    database connection and lock file handle, as another process would hold it."""
+    taken: queue.SimpleQueue = queue.SimpleQueue()
+    release = threading.Event()
+
+    def hold() -> None:
+        try:
+            with lock_refreshes(paths, MODEL) as held:
+                taken.put(held)
+                release.wait()
+        except BaseException as exc:  # reported to the test, which waits for the lock
+            taken.put(exc)
+        finally:
+            database.close()  # this thread's connection
+
+    holder = threading.Thread(target=hold, name="lock-holder")
+    holder.start()
+    try:
+        assert taken.get() is True
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_refresh_while_another_process_refreshes_returns_at_once_writing_nothing(
+        any_library, caplog):
+    paths, add = any_library
+    add(unit_rows(300, seed=100))
+    with refresh_held_elsewhere(paths), caplog.at_level(logging.DEBUG,
+                                                        logger="traum.vectorsearch"):
+        assert refresh_vector_index(paths, MODEL, **SMALL) == 0
+    assert "another process is refreshing it" in caplog.text
+    assert index_files(paths) == []
+    assert not ann.pointer_path(ann_folder(paths), MODEL).exists()
+    assert refresh_vector_index(paths, MODEL, **SMALL) == 300  # the next one catches up
+
+
+def test_a_refresh_that_fails_gives_the_lock_back(any_library, monkeypatch):
+    paths, add = any_library
+    add(unit_rows(300, seed=101))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ann, "build_index", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        refresh_vector_index(paths, MODEL, **SMALL)
+    monkeypatch.undo()
+    with refresh_held_elsewhere(paths):  # another connection takes the lock: it is free
+        assert refresh_vector_index(paths, MODEL, **SMALL) == 0
+    assert refresh_vector_index(paths, MODEL, **SMALL) == 300

@@ -5,6 +5,8 @@ Six kits and eight prompts are dropped; one worker is SIGKILLed while it holds t
 a kit it is ingesting. Its claim expires, its job is queued again, and the other worker
 finishes the kit from the journal: every stem is in the library exactly once, every prompt
 has its WAV, the inbox is empty, and no SQLite file was written.
+
+A worker with ``--concurrency 2`` on the render lane renders two prompts at once, each once.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import psycopg
 from test_daemon import REPO, Daemon, kit_files, write_tree
+
+from daemon.cluster.app import build_app, enqueue
 
 KITS = 6
 PROMPTS = 8
@@ -143,6 +148,10 @@ def test_a_watcher_and_two_workers_survive_a_worker_killed_mid_ingest(
         assert sqlite_files(tmp_path) == []
         assert not (tmp_path / "library" / "stems.db").exists()
         assert f"{held}: ingest done" in survivor.log()  # the survivor took the kit over
+        # The watcher says what it does with a prompt; the worker renders it.
+        assert "queued track0.prompt for a render worker" in watcher.log()
+        assert "rendering track0.prompt" not in watcher.log()  # it queues, a worker renders
+        assert "rendering track0.prompt" in survivor.log()
 
         for process in (survivor, watcher):
             code, _ = process.stop(signal.SIGTERM, timeout=60.0)
@@ -150,3 +159,63 @@ def test_a_watcher_and_two_workers_survive_a_worker_killed_mid_ingest(
     finally:
         for process in processes:
             process.close()
+
+
+def waiting_on(url: str, holder: psycopg.Connection) -> int:
+    """How many sessions of the server at `url` wait for a lock that `holder` holds (asked
+    on a connection of its own: a transaction sees the session list as it first read it)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY("
+                            "pg_blocking_pids(pid))", (holder.info.backend_pid,)).fetchone()[0]
+
+
+def done_line(prompt: Path) -> str:
+    """The worker's line once the job of `prompt` finished (after its claim went back)."""
+    return f"traum.worker: {prompt.name}: render done"
+
+
+def test_a_worker_with_concurrency_two_renders_two_prompts_at_once_each_once(
+        tmp_path: Path, postgres_url: str) -> None:
+    for folder in ("inbox", "library", "requests"):
+        (tmp_path / folder).mkdir()
+    config = write_cluster_config(tmp_path, postgres_url)
+    write_tree(tmp_path / "inbox" / "Kit", kit_files("real", 60))
+    done = subprocess.run([sys.executable, "-m", "daemon", "--config", str(config), "ingest"],
+                          capture_output=True, text=True, timeout=DEADLINE)
+    assert done.returncode == 0, done.stderr
+    prompts = [tmp_path / "requests" / f"track{bpm}.prompt" for bpm in (124, 126)]
+    for bpm, prompt in zip((124, 126), prompts):
+        prompt.write_text(f"minimal techno {bpm} bpm 8 bars")
+    worker = start(tmp_path, config, "worker", "worker", "--lanes", "render",
+                   "--concurrency", "2")
+    app = build_app(postgres_url)
+    try:
+        with psycopg.connect(postgres_url) as holder, app.open():
+            # A render's last step records it in the render table, which the test holds
+            # locked: two renders waiting there at once ran at once (one job at a time
+            # would leave one waiting, forever).
+            holder.execute("LOCK TABLE render IN SHARE MODE")
+            for prompt in prompts:
+                assert enqueue(app, "render", prompt.name)
+            worker.wait_for(lambda: waiting_on(postgres_url, holder) == 2,
+                            "both renders to wait for the render table", DEADLINE)
+            holder.rollback()
+            for prompt in prompts:
+                worker.wait_for(lambda p=prompt: done_line(p) in worker.log(),
+                                f"the job of {prompt.name}", DEADLINE)
+        log = worker.log()
+        for prompt in prompts:  # each rendered once
+            assert prompt.with_suffix(".wav").is_file(), log
+            assert not prompt.with_suffix(".error.txt").exists()
+            assert log.count(f"rendering {prompt.name}") == 1, log
+            assert log.count(done_line(prompt)) == 1, log
+        with psycopg.connect(postgres_url) as conn:
+            recorded = [row[0] for row in conn.execute("SELECT wav_path FROM render")]
+            held = conn.execute("SELECT count(*) FROM claim WHERE claimed_by IS NOT NULL"
+                                ).fetchone()[0]
+        assert sorted(recorded) == [str(p.with_suffix(".wav")) for p in prompts]
+        assert held == 0
+        code, _ = worker.stop(signal.SIGTERM, timeout=60.0)
+        assert code == 0, worker.log()
+    finally:
+        worker.close()

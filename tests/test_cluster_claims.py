@@ -7,6 +7,7 @@ driven directly, with a stand-in for the engine that counts what it is asked to 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -18,10 +19,12 @@ import psycopg
 import pytest
 
 from daemon.cluster.app import build_app, enqueue, install_schema
+from daemon.cluster.dispatch import ClusterWork
 from daemon.cluster.tasks import Runner
 from daemon.config import Config, load_config
 from daemon.errors import PlanError
 from daemon.service.daemon import lane_policy
+from daemon.service.renders import Renders
 from daemon.status import collect_status
 from daemon.store.cluster import (
     WorkerRecord,
@@ -147,6 +150,24 @@ def test_a_bad_prompt_is_answered_once_and_not_tried_again(config: Config) -> No
     prompt.with_suffix(".error.txt").unlink()
     assert runner(work).render("bad.prompt") == "bad.prompt: render done already"
     assert work.calls == ["render bad.prompt"]  # a PlanError is final: no retry either
+
+
+def test_the_watcher_says_it_queues_a_prompt_not_that_it_renders_it(
+        config: Config, caplog: pytest.LogCaptureFixture) -> None:
+    prompt = config.paths.requests / "song.prompt"
+    prompt.write_text("minimal techno 124 bpm")
+    work = ClusterWork(config)
+    try:
+        work.reconcile()
+        renders = Renders(work.render, announce=False)  # the watcher's render lane
+        with caplog.at_level(logging.INFO):
+            renders.handle(prompt)
+            renders.handle(prompt)  # a rescan before a worker took it
+    finally:
+        work.close()
+    assert "queued song.prompt for a render worker" in caplog.messages
+    assert "song.prompt already waiting for a render worker" in caplog.messages
+    assert not [line for line in caplog.messages if "rendering" in line]
 
 
 def test_status_lists_the_workers_and_the_queue_depth(config: Config, tmp_path: Path) -> None:

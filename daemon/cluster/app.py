@@ -33,7 +33,7 @@ _SCHEMA_LOCK = 0x7472_6175_6D_71  # "traumq"
 def build_app(url: str, *, connections: int = 2) -> App:
     """The app on the server at `url` (not opened), with the cluster's tasks registered
     as ``traum:ingest`` and ``traum:render``; its pool holds up to `connections`."""
-    from daemon.cluster.tasks import blueprint
+    from daemon.cluster.tasks import build_blueprint
 
     # The pool logs every failed reconnect during an outage; the lane's pause line says it
     # once, naming the server.
@@ -42,7 +42,7 @@ def build_app(url: str, *, connections: int = 2) -> App:
                                  timeout=POOL_WAIT_S,
                                  kwargs={"connect_timeout": CONNECT_TIMEOUT_S})
     app = App(connector=connector)
-    app.add_tasks_from(blueprint, namespace=_NAMESPACE)
+    app.add_tasks_from(build_blueprint(), namespace=_NAMESPACE)
     return app
 
 

@@ -23,6 +23,9 @@ from daemon.work import Engine
 
 log = logging.getLogger("traum.cluster")
 
+# Who a lane's queued item waits for, as the watcher's log says it.
+_WORKERS = {"ingest": "an ingest worker", "render": "a render worker"}
+
 
 class ClusterWork:
     """Queue ingests and renders on the cluster's PostgreSQL; re-analysis, reload and status
@@ -74,9 +77,12 @@ class ClusterWork:
         self.engine.close()
 
     def _queue(self, lane: str, item: str) -> bool:
-        """Queue `item` on `lane`; False when a job for it was waiting already."""
+        """Queue `item` on `lane` and log so; False when a job for it was waiting already."""
         with server_faults(self.config.cluster.database_url):
             queued = enqueue(self.app, lane, item)
-        log.info("%s: %s for a worker", item, f"queued to {lane}" if queued
-                 else f"already waiting in {lane}")
+        worker = _WORKERS[lane]
+        if queued:
+            log.info("queued %s for %s", item, worker)
+        else:
+            log.info("%s already waiting for %s", item, worker)
         return queued

@@ -38,16 +38,21 @@ from daemon.store.cluster import claim_holder, release_claim, take_claim
 log = logging.getLogger("traum.worker")
 
 
-blueprint = Blueprint()
+def build_blueprint() -> Blueprint:
+    """A new blueprint of the two tasks, ``ingest`` and ``render``, for one app: adding a
+    blueprint to an app renames its tasks into that app's namespace, so a second app (the
+    tests build several in one process) needs a blueprint of its own."""
+    blueprint = Blueprint()
+    blueprint.task(name="ingest", queue="ingest", pass_context=True)(ingest)
+    blueprint.task(name="render", queue="render", pass_context=True)(render)
+    return blueprint
 
 
-@blueprint.task(name="ingest", queue="ingest", pass_context=True)
 def ingest(context: JobContext, item: str) -> str:
     """Ingest the inbox entry `item`."""
     return _logged(runner_of(context).ingest(item))
 
 
-@blueprint.task(name="render", queue="render", pass_context=True)
 def render(context: JobContext, item: str) -> str:
     """Render the prompt `item` (relative to the requests folder)."""
     return _logged(runner_of(context).render(item))

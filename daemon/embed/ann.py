@@ -6,23 +6,26 @@ model's stems with id ≤ ``through_id`` as they were when it was built; the cal
 re-embedded since, so a snapshot is never wrong, only more or less complete.
 
 Layout under `folder` (``library/cache/ann/``), per model: a pointer ``<slug>.json`` and the
-index file it names, ``<slug>-<through_id>-<nonce>.usearch``. Writers take no lock (the
-library may sit on shared storage written by several machines): each writes a new index
-file under a fresh name, then renames the pointer over the old one, so a reader sees the old
-snapshot or the new one, never a mix. The previous index file is kept for a reader that read
-the old pointer a moment ago; older ones are deleted. Readers map the file (`usearch` view)
-and reload when the pointer's mtime or size changes.
+index file it names, ``<slug>-<through_id>-<nonce>.usearch``. Correctness needs no lock (the
+library may sit on shared storage written by several machines): each writer writes a new
+index file under a fresh name, then renames the pointer over the old one, so a reader sees
+the old snapshot or the new one, never a mix. The previous index file is kept for a reader
+that read the old pointer a moment ago; older ones are deleted. Readers map the file
+(`usearch` view) and reload when the pointer's mtime or size changes. ``<slug>.lock`` lets
+the processes of one machine build one at a time (`try_builder_lock`), to save the work.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,7 +48,8 @@ EXPANSION_SEARCH = 128
 #: Half precision halves the file and the page cache it needs; the caller re-scores the
 #: candidates with the stored float32 vectors, so only the candidate order is approximate.
 SCALAR = "f16"
-#: The ingest lane builds while the render lane works: one core each.
+#: The ingest lane builds while the render lane works: one core each (usearch's node locks
+#: spin, so a second thread on a busy machine made builds slower, not faster).
 BUILD_THREADS = 1
 _KEPT_FILES = 2  # the current index file and the one a slow reader may still be opening
 
@@ -120,6 +124,25 @@ def add_vectors(index: Index, ids: np.ndarray, vectors: np.ndarray, *,
 def pointer_path(folder: Path, model: str) -> Path:
     """The pointer file of `model`'s snapshot (which may not exist)."""
     return folder / f"{model_slug(model)}.json"
+
+
+@contextlib.contextmanager
+def try_builder_lock(folder: Path, model: str) -> Iterator[bool]:
+    """Take the builder's lock of `model`'s snapshot under `folder` (an `fcntl.flock` of
+    ``<slug>.lock``) unless another holder has it, without waiting: yield True while it is
+    held, False when it is taken. Released when the block ends, an exception too.
+
+    A lock of this machine (flock is not to be trusted on network file systems): the
+    cluster uses its server's instead (`daemon.store.cluster.try_server_lock`).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{model_slug(model)}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # closing the file releases the lock
 
 
 def model_slug(model: str) -> str:

@@ -127,7 +127,9 @@ class Service:
         self.inbox = StabilityTracker(settle_seconds=settle)
         self.requests = StabilityTracker(settle_seconds=settle)
         policy = lane_policy(config)
-        self.renders = Renders(lambda prompt: self.work.render(prompt))
+        # A cluster's watcher only queues a prompt, and its dispatcher says so.
+        self.renders = Renders(lambda prompt: self.work.render(prompt),
+                               announce=not config.cluster.enabled)
         self.ingests = Ingests(lambda entry: self.work.ingest(entry))
         self.ingest = Lane("ingest", handler=self.ingests.handle,
                            on_failure=self.ingests.failed, policy=policy)

@@ -28,10 +28,16 @@ def write_error_file(prompt: Path, message: str) -> None:
 
 class Renders:
     """Render prompts through `render` (the engine's), one at a time (the render lane's
-    handler and failure hook)."""
+    handler and failure hook).
 
-    def __init__(self, render: Callable[[Path], object]) -> None:
+    `announce` logs "rendering NAME" as a render starts; it is off where `render` does not
+    render but says what it does itself (the cluster's watcher, which queues the prompt for
+    a worker: `daemon.cluster.dispatch`).
+    """
+
+    def __init__(self, render: Callable[[Path], object], *, announce: bool = True) -> None:
         self.render = render
+        self.announce = announce
         self.attempted: dict[Path, int] = {}  # prompt → mtime of the text last rendered
         self.current: tuple[Path, int] | None = None  # the prompt in progress, its mtime
 
@@ -47,7 +53,8 @@ class Renders:
         # edit after an attempt always renders; at first sight the timestamps decide.
         if prompt not in self.attempted and not needs_render(prompt):
             return
-        log.info("rendering %s", prompt.name)
+        if self.announce:
+            log.info("rendering %s", prompt.name)
         self.current = (prompt, written)
         self.render(prompt)
         self.attempted[prompt] = written

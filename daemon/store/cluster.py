@@ -1,4 +1,5 @@
-"""The cluster's bookkeeping in the library database: claims, worker rows, queue depth.
+"""The cluster's bookkeeping in the library database: claims, worker rows, queue depth, and
+a lock for work that one machine at a time should do.
 
 A claim makes an effect happen once however often its task is delivered: a worker takes an
 item (an inbox entry, a prompt) with one atomic ``UPDATE ... WHERE claimed_by IS NULL OR
@@ -8,15 +9,20 @@ renews nothing: its claims expire and the next delivery takes them over. Times a
 seconds of the worker's clock (the machines keep theirs in step, e.g. with NTP; claims last
 minutes, far above any such skew).
 
-Kept apart from `queries` because only ``[cluster]`` uses it; like `queries`, rows leave as
-records or plain values.
+Kept apart from `queries` because only ``[cluster]`` uses it (code that runs on both
+databases asks `library_on_server` first); like `queries`, rows leave as records or plain
+values.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from daemon.store.dialect import is_sqlite
 from daemon.store.models import Claim, WorkerRow, database
 
 
@@ -134,3 +140,36 @@ def queue_depths() -> dict[str, dict[str, int]]:
     for queue, status, count in rows.fetchall():
         depths.setdefault(queue, {"todo": 0, "doing": 0})[status] = int(count)
     return depths
+
+
+def library_on_server() -> bool:
+    """True when the bound library database is a PostgreSQL server (``[cluster]``), False
+    for the single machine's stems.db."""
+    return not is_sqlite(database.obj)
+
+
+@contextlib.contextmanager
+def try_server_lock(name: str) -> Iterator[bool]:
+    """Take the server's advisory lock `name` for this thread's connection unless another
+    session holds it, without waiting: yield True while it is held, False when it is taken.
+    PostgreSQL only.
+
+    A session lock, not a transaction's: the work under it may last minutes and must not
+    hold a transaction open that long. It is released when the block ends, an exception
+    too; a connection lost meanwhile took the lock with it.
+    """
+    key = _lock_key(name)
+    taken = database.execute_sql(f"SELECT pg_try_advisory_lock({database.param})",
+                                 (key,)).fetchone()[0]
+    if not taken:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        database.execute_sql(f"SELECT pg_advisory_unlock({database.param})", (key,))
+
+
+def _lock_key(name: str) -> int:
+    """The advisory lock key (a signed 64-bit integer) of `name`."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
