@@ -124,6 +124,7 @@ def test_the_backoff_doubles_up_to_its_cap(tmp_path: Path, work: Work,
     lane.submit(stuck)
     work.wait_calls(lambda calls: len(calls) >= 6)
     assert delays[:6] == [0.0, 0.001, 0.002, 0.004, 0.004, 0.004]
+    lane.stop()  # the fault stays: without a stop the lane would retry it all session
 
 
 def test_pause_from_outside_holds_everything_until_resume(tmp_path: Path, work: Work) -> None:
@@ -134,3 +135,18 @@ def test_pause_from_outside_holds_everything_until_resume(tmp_path: Path, work: 
     assert lane.paused() == "library read-only" and lane.depth() == (0, 1)
     lane.resume()
     work.wait_calls(lambda calls: calls == ["waiting"])
+
+
+def test_a_fault_held_for_thousands_of_tries_is_still_retried(tmp_path: Path,
+                                                              work: Work) -> None:
+    """A full disk may last days: tries go on at the capped backoff, however many there
+    are (the doubling once overflowed a float after 1,024 tries and killed the lane)."""
+    lane = lane_for(work, backoff=0.00001, cap=0.00002)
+    [stuck] = items(tmp_path, "stuck")
+    work.faults["stuck"] = Fault("lane", "library disk full (0 MB free)")
+    lane.submit(stuck)
+    work.wait_calls(lambda calls: len(calls) >= 1_200)
+    del work.faults["stuck"]
+    work.wait_calls(lambda calls: lane.paused() is None and sum(lane.depth()) == 0)
+    assert work.failed == []
+    lane.stop()

@@ -28,6 +28,9 @@ from pathlib import Path
 
 log = logging.getLogger("traum.queue")
 
+#: Doublings of a held item's backoff that count (2**32 times any backoff passes any cap).
+MAX_DOUBLINGS = 32
+
 
 @dataclass(frozen=True)
 class Hold:
@@ -248,7 +251,10 @@ class Lane:
             if self._stopping:
                 return
             tries, before = self._holds.get(path, (0, ""))
-            delay = min(policy.backoff_seconds * 2 ** tries, policy.max_backoff_seconds)
+            # The doubling stops counting long past any cap: a fault held for days makes
+            # thousands of tries, and 2.0 ** 1100 overflows a float.
+            delay = min(policy.backoff_seconds * 2.0 ** min(tries, MAX_DOUBLINGS),
+                        policy.max_backoff_seconds)
             self._holds[path] = (tries + 1, hold.reason)
             if hold.scope == "lane":
                 before = self._pause.reason if self._pause else ""
