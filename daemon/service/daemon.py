@@ -346,6 +346,10 @@ class Service:
             lane.stop()
         busy = [f"{lane.name} of {lane.current}" for lane in (self.ingest, self.render)
                 if not lane.join(max(0.0, deadline - time.monotonic()))]
+        if self.reanalysis is not None:  # it stops after its current stem and logs where
+            self.reanalysis.join(max(0.0, deadline - time.monotonic()))
+            if self.reanalysis.is_alive():
+                busy.append("the re-analysis")
         if busy:
             log.warning("stop timeout reached during %s; it resumes at the next start",
                         ", ".join(busy))
