@@ -37,6 +37,15 @@ from daemon.store.records import NOT_COLUMNS, JournalItem, KitRecord, StemRecord
 _HINTS = typing.get_type_hints(StemRecord)
 
 
+IN_CHUNK = 500  # values per IN (...) list, below every database's parameter limit
+
+
+def in_chunks(values: Sequence) -> Iterator[Sequence]:
+    """`values` in slices of `IN_CHUNK`, one IN (...) list each."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start:start + IN_CHUNK]
+
+
 _RECORD_COLUMNS = tuple(item.name for item in fields(StemRecord)
                         if item.name not in NOT_COLUMNS)
 
@@ -105,9 +114,9 @@ def kit_stems(library: Path, kits: Sequence[str], *,
     """The stems of the named `kits` (of `categories` only, if given), ordered by id: the
     candidates of a track, which draws on a backbone kit and at most two more
     (`daemon.render.select.MAX_KITS`). Served by the index on (kit_id, category)."""
-    names, found = list(kits), []
-    for start in range(0, len(names), IN_CHUNK):
-        query = _select_stems().where(Kit.name.in_(names[start:start + IN_CHUNK]))
+    found = []
+    for names in in_chunks(list(kits)):
+        query = _select_stems().where(Kit.name.in_(names))
         if categories is not None:
             query = query.where(Stem.category.in_(list(categories)))
         found.extend(_stem_records(query, library))
@@ -198,10 +207,9 @@ def complete_kits() -> list[KitRecord]:
 def kit_profiles(kit_ids: Iterable[int]) -> dict[int, tuple[str, dict[str, Any]]]:
     """Kit id → (stamp, profile) of the stored profiles of `kit_ids` (absent ones are left
     out)."""
-    wanted, found = [int(i) for i in kit_ids], {}
-    for start in range(0, len(wanted), IN_CHUNK):
-        query = KitProfileRow.select().where(
-            KitProfileRow.kit.in_(wanted[start:start + IN_CHUNK]))
+    found = {}
+    for wanted in in_chunks([int(i) for i in kit_ids]):
+        query = KitProfileRow.select().where(KitProfileRow.kit.in_(wanted))
         found.update((row.kit_id, (row.rules_hash, json.loads(row.profile))) for row in query)
     return found
 
@@ -367,14 +375,11 @@ def record_render(*, prompt: str, wav_path: Path, seed: int, lufs: float,
 
 # --- vector search (daemon/vectorsearch.py) ---------------------------------------------
 
-IN_CHUNK = 500  # ids per IN (...) list, below every database's parameter limit
-
 
 def stems_by_ids(library: Path, ids: Iterable[int]) -> dict[int, StemRecord]:
     """The committed stems among `ids`, by id (absent ids are left out)."""
-    wanted, found = [int(i) for i in ids], {}
-    for start in range(0, len(wanted), IN_CHUNK):
-        query = (_select_stems()
-                 .where(Stem.id.in_(wanted[start:start + IN_CHUNK])))
+    found = {}
+    for wanted in in_chunks([int(i) for i in ids]):
+        query = _select_stems().where(Stem.id.in_(wanted))
         found.update((stem.id, stem) for stem in _stem_records(query, library))
     return found

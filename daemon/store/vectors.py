@@ -13,7 +13,7 @@ from peewee import fn
 
 from daemon.errors import StoreError
 from daemon.store.models import Stem, database
-from daemon.store.queries import IN_CHUNK
+from daemon.store.queries import in_chunks
 
 
 def model_vectors(model_name: str, *, after_id: int = 0, before_id: int | None = None,
@@ -45,10 +45,10 @@ def stem_vectors(ids: Iterable[int], model_name: str, *,
                  category: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`model_vectors` of those of `ids` that are stems still embedded by `model_name` (and
     of `category`): deleted and re-embedded stems are left out."""
-    wanted, rows = sorted({int(i) for i in ids}), []
-    for start in range(0, len(wanted), IN_CHUNK):
+    rows = []
+    for wanted in in_chunks(sorted({int(i) for i in ids})):
         query = Stem.select(Stem.id, Stem.embedding).where(
-            Stem.id.in_(wanted[start:start + IN_CHUNK]) & (Stem.embedding_model == model_name))
+            Stem.id.in_(wanted) & (Stem.embedding_model == model_name))
         if category:
             query = query.where(Stem.category == category)
         rows.extend(database.execute(query.order_by(Stem.id)).fetchall())
@@ -57,10 +57,9 @@ def stem_vectors(ids: Iterable[int], model_name: str, *,
 
 def stem_hashes(ids: Iterable[int]) -> dict[int, str]:
     """Content hash of each of `ids` that is a stem."""
-    wanted, found = [int(i) for i in ids], {}
-    for start in range(0, len(wanted), IN_CHUNK):
-        query = Stem.select(Stem.id, Stem.content_hash).where(
-            Stem.id.in_(wanted[start:start + IN_CHUNK]))
+    found = {}
+    for wanted in in_chunks([int(i) for i in ids]):
+        query = Stem.select(Stem.id, Stem.content_hash).where(Stem.id.in_(wanted))
         found.update(database.execute(query).fetchall())
     return found
 
