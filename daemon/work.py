@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daemon.coalesce import CoalescingJob
 from daemon.config import Config, ensure_folders
 from daemon.errors import (
     EmbeddingError,
@@ -27,6 +28,7 @@ from daemon.folders import (
     read_prompt,
     read_status_file,
 )
+from daemon.ingest.classify import load_trainer_soon
 from daemon.ingest.kitpass import KitRules, load_kit_rules
 from daemon.ingest.pipeline import Analyser, IngestContext, IngestReport, Progress, ingest_kit
 from daemon.ingest.reconcile import ReconcileReport, reconcile_library
@@ -72,6 +74,8 @@ class Engine:
         self._analyser_lock = threading.Lock()
         self._profiles = ProfileCache()  # kit profiles read so far, for the next render
         self._profiles_lock = threading.Lock()
+        # Beside the next kit's analysis, not between kits: the pool would wait for it.
+        self._profiling = CoalescingJob(self._refresh_profiles, name="traum-kit-profiles")
         self.in_progress: dict[str, str] = {}
 
     # -- the daemon's Work protocol ---------------------------------------------------
@@ -87,8 +91,11 @@ class Engine:
         self.in_progress["ingest"] = str(path)
         try:
             with translate_faults(self.config.paths, writes=("library",)):
+                analyser = self._ensure_analyser()
+                analyser.start()
+                load_trainer_soon()  # while the pool analyses: the retrain after it needs it
                 report = ingest_kit(path, context=self._ingest_context(),
-                                    analyser=self._ensure_analyser(), on_progress=on_progress)
+                                    analyser=analyser, on_progress=on_progress)
         finally:
             self.in_progress.pop("ingest", None)
         log.info("ingested %s: %s", path.name, _summary(report))
@@ -96,12 +103,24 @@ class Engine:
             with translate_faults(self.config.paths, writes=("cache", "library")):
                 if report.stored:
                     self.learn_categories()
-                self.kit_summaries()  # profiles the new kit now, not at the next render
                 self.catch_up_embeddings()
         except StorageFault as fault:  # the kit is in: what follows from it catches up later
-            log.error("%s is in the library; its classifier, profile and vectors catch up "
-                      "later: %s", path.name, fault)
+            log.error("%s is in the library; its classifier and vectors catch up later: %s",
+                      path.name, fault)
+        self._profiling.request()  # profiled now, not at the next render
         return report
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the kit profiles that ingests asked for are stored; False when
+        `timeout` passed first."""
+        return self._profiling.wait_idle(timeout)
+
+    def _refresh_profiles(self) -> None:
+        try:
+            with translate_faults(self.config.paths, writes=("cache", "library")):
+                self.kit_summaries()
+        except StorageFault as fault:  # derived data: the next read computes them
+            log.error("kit profiles catch up at the next read: %s", fault)
 
     def learn_categories(self) -> int:
         """Retrain the audio category classifier on the shipped corpus plus every stem
@@ -195,6 +214,9 @@ class Engine:
         return report
 
     def close(self) -> None:
+        """Finish the kit profiles in progress (within ``daemon.stop_timeout``), then stop
+        the analysis pool."""
+        self._profiling.close(timeout=self.config.daemon.stop_timeout)
         if self._analyser is not None:
             self._analyser.close()
             self._analyser = None

@@ -268,7 +268,7 @@ def test_cache_disk_full_slows_work_but_loses_nothing(space: Workspace, disks) -
     daemon = start(space, env=cache.daemon_env())
     cache.fill()
     expected = prepare_library(space, daemon)  # stored although the classifier cannot be
-    daemon.wait_for(lambda: f"Basics is in the library; its classifier, profile and vectors "
+    daemon.wait_for(lambda: f"Basics is in the library; its classifier and vectors "
                     f"catch up later: cache {cache.full}" in daemon.log(), "the retraining skipped")
     prompt = space.requests / "cached.prompt"
     prompt.write_text("deep house 122 bpm")

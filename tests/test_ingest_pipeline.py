@@ -94,6 +94,23 @@ def test_same_content_again_is_recorded_as_duplicates(tmp_path, samples, make_co
     assert len(stems) == 4
 
 
+def test_the_same_kit_makes_the_same_library_every_time(tmp_path, samples, make_config):
+    """Two analysis workers finish in any order; stems are still stored, and numbered, in
+    one order (longest file first), so a seeded render of the same kits is the same."""
+    numbered = []
+    for run in ("first", "second"):
+        config = make_config(tmp_path / run, workers=2)
+        write_kit_folder(samples, tmp_path / run / "inbox" / "Kit")
+        assert traum(config, "ingest").returncode == 0
+        stems = json.loads(traum(config, "stems", "--json").stdout)
+        numbered.append({row["path"]: row["id"] for row in stems})
+    assert numbered[0] == numbered[1] and len(numbered[0]) == len(samples)
+    by_id = sorted(numbered[0], key=numbered[0].get)
+    sizes = [(tmp_path / "first" / "library" / "stems" / "Kit" / path).stat().st_size
+             for path in by_id]
+    assert sizes == sorted(sizes, reverse=True)
+
+
 def write_bad_files(folder: Path) -> dict[str, str]:
     """Undecodable, truncated, empty, silent and NaN files; returns name → reason word."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,9 @@ file survives scikit-learn upgrades; a file from another feature version is refu
 
 from __future__ import annotations
 
+import importlib
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,6 +244,16 @@ class CategoryClassifier:
 
 
 _MODEL_FIELDS = ("classes", "mean", "scale", "coef", "intercept")
+_TRAINER = "sklearn.linear_model"
+
+
+def load_trainer_soon() -> None:
+    """Import the trainer's library in a background thread, unless it is loaded: importing
+    it takes most of a second, which the first retrain after an ingest would otherwise pay
+    while the analysis pool waits for the next kit."""
+    if _TRAINER not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=(_TRAINER,),
+                         name="traum-load-trainer", daemon=True).start()
 
 
 def _fit_linear(base: tuple[np.ndarray, np.ndarray], examples: tuple[np.ndarray, np.ndarray],

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,11 @@ class Analyser:
 
     def run(self, jobs: list[tuple[str, ...]]
             ) -> Iterator[tuple[int, AnalysisResult | AnalysisFailure]]:
-        """Yield (job index, result) as results complete; a job is (file, path in kit) or,
-        re-analysing a corrected stem, (file, path in kit, the user's category)."""
+        """Yield (job index, result) in job order, as each is ready: stems are then stored,
+        and numbered, in the same order on every run (in completion order, the same kits
+        made a different library each time, and a seeded render could choose differently).
+        A job is (file, path in kit) or, re-analysing a corrected stem, (file, path in kit,
+        the user's category)."""
         if self.workers == 1 or len(jobs) <= 1:
             if not self._local_ready:
                 worker.init_worker(*self._init_args, parent_pid=None)
@@ -82,9 +85,17 @@ class Analyser:
                 yield index, worker.analyse_file(*job)
             return
         pool = self._ensure_pool()
-        futures = {pool.submit(worker.analyse_file, *job): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        futures = [pool.submit(worker.analyse_file, *job) for job in jobs]
+        for index, future in enumerate(futures):
+            yield index, future.result()
+
+    def start(self) -> None:
+        """Start the pool's workers now, so they load while the caller lists and hashes a
+        kit, not after (spawning them takes about a second)."""
+        if self.workers > 1:
+            pool = self._ensure_pool()
+            for _ in range(self.workers):  # a pool spawns a worker per task it cannot place
+                pool.submit(os.getpid)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -166,6 +177,10 @@ def _process(pending: list[JournalItem], entries: dict[str, KitEntry], kit: KitR
         elif (hashed := _hash_unless_duplicate(item, entry)) is not None:
             jobs.append((str(entry.source), entry.rel_path))
             waiting.append((hashed, entry))
+    # Longest first: the pool's last file of a kit is then a short one, not a long loop that
+    # one worker analyses while the other waits for the next kit.
+    order = sorted(range(len(jobs)), key=lambda i: -_size(waiting[i][1].source))
+    jobs, waiting = [jobs[i] for i in order], [waiting[i] for i in order]
     queries.count_attempts([item for item, _ in waiting])
     done = len(pending) - len(jobs)
     if on_progress:
@@ -180,6 +195,14 @@ def _process(pending: list[JournalItem], entries: dict[str, KitEntry], kit: KitR
         done += 1
         if on_progress:
             on_progress(done, len(pending))
+
+
+def _size(path: Path) -> int:
+    """Bytes of `path` (0 when it cannot be read: its analysis says why)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _hash_unless_duplicate(item: JournalItem, entry: KitEntry) -> JournalItem | None:
