@@ -15,7 +15,8 @@ from stored_kits import kit_samples
 
 from daemon.categories import load_categories
 from daemon.compose.plan import Plan, Section
-from daemon.render.beatguard import lead, mix_leading_kick, without
+from daemon.render import beatguard
+from daemon.render.beatguard import lead, mix_leading_kick, trimmed, without
 from daemon.render.fit import Fit
 from daemon.render.groove import KICK_HEADROOM_DB, kick_loudness, lane_target
 from daemon.render.patterns import load_patterns
@@ -109,9 +110,37 @@ def test_a_clap_out_pulsing_the_kick_at_one_and_a_half_times_the_tempo_is_lowere
     # 2 and 4 then pulses strongest at 186 BPM (1.5 x 124), its backbeat's second pulse.
     notes, bus = groove("house", ("TE_Kick_Industrial_03", "TE_HiHat_Open_02", "TE_Clap_Wide_01",
                                   "TE_Bass_Sub_124bpm_Gm", "TE_Pad_Dark_124bpm_Gm"), energy=0.65)
+    assert notes[:2] == ["clap -6 dB: its backbeat out-pulsed the kick",
+                         "clap -12 dB: its backbeat out-pulsed the kick"]
+    assert kick_leads(bus, 44100, bpm=124.0) == (True, 124.0)
+
+
+HOUSE_GROOVE = ("TE_Kick_Industrial_03", "TE_HiHat_Open_02", "TE_Clap_Wide_01",
+                "TE_Bass_Sub_124bpm_Gm")
+
+
+def test_offbeat_hats_that_cancel_the_kick_are_lowered_in_that_section(monkeypatch):
+    # Without a pad, the lowered clap is not enough: the open hats between the kicks keep
+    # cancelling the kick's pulse, and 186 BPM still wins...
+    monkeypatch.setattr(beatguard, "OFFBEAT_TRIM_DB", 0.0)  # a trim that changes nothing
+    notes, bus = groove("house", HOUSE_GROOVE, energy=0.65)
     assert notes == ["clap -6 dB: its backbeat out-pulsed the kick",
                      "clap -12 dB: its backbeat out-pulsed the kick"]
+    assert kick_leads(bus, 44100, bpm=124.0) == (False, 186.0)
+    # ... until the hats are 12 dB quieter in that section.
+    monkeypatch.undo()
+    notes, bus = groove("house", HOUSE_GROOVE, energy=0.65)
+    assert notes[2:] == ["hihat -12 dB in Groove: off the beat, it cancelled the kick's pulse"]
     assert kick_leads(bus, 44100, bpm=124.0) == (True, 124.0)
+
+
+def test_a_trim_lowers_the_named_lane_in_the_named_sections_only():
+    kick, hat, clap = (region(lane, lane, (0, 1, 2, 3), PLAN) for lane in ("kick", "hihat", "clap"))
+    lowered = [trimmed(r, {1: "hihat", 3: "hihat"}, -12.0) for r in (kick, hat, clap)]
+    assert [r.trims_db for r in lowered] == [(), ((1, -12.0), (3, -12.0)), ()]
+    assert [lowered[1].trim_db(i) for i in range(4)] == [0.0, -12.0, 0.0, -12.0]
+    # Trimming again replaces a section's trim; it does not add to it.
+    assert trimmed(lowered[1], {1: "hihat"}, -6.0).trims_db == ((3, -12.0), (1, -6.0))
 
 
 def test_only_the_part_pulsing_hardest_at_the_rival_is_lowered():

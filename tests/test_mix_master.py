@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,21 @@ def test_envelope_fades_every_edge_and_follows_energy():
     pad_in_drop, _ = envelope_points(region(plan, "pad", (1,)), gain_db=0.0, grid=grid,
                                      plan=plan)
     assert pad_in_drop[1] == round(0.005 * SR)  # layers hit hard at a drop
+
+
+def test_a_section_trim_lowers_the_region_in_that_section_only():
+    plan = Plan("p", "techno", 120.0, "A minor", 1, structure=(
+        Section("Intro", 4, 0.2), Section("Drop", 4, 1.0), Section("Outro", 4, 0.4)))
+    grid = Grid(SR, 120.0)
+    whole = region(plan, "bass", (0, 1, 2))
+    trimmed = replace(whole, trims_db=((1, -12.0),))
+    assert (trimmed.trim_db(0), trimmed.trim_db(1)) == (0.0, -12.0)
+    xs, ys = envelope_points(whole, gain_db=-6.0, grid=grid, plan=plan)
+    trim_xs, trim_ys = envelope_points(trimmed, gain_db=-6.0, grid=grid, plan=plan)
+    assert np.array_equal(xs, trim_xs)
+    # Points: silence, Intro, Intro, Drop, Drop, Outro, Outro, silence.
+    expected = ys * np.array([1, 1, 1, 10 ** (-12 / 20), 10 ** (-12 / 20), 1, 1, 1])
+    assert trim_ys == pytest.approx(expected)
 
 
 def test_envelope_blocks_equal_the_interpolated_envelope():

@@ -17,13 +17,17 @@ mostly the second, 186 BPM at 124. A part on the beat adds to the kick's pulse a
 in each section only the part that pulses hardest at the rival is lowered, and only once the
 section's fighters are gone (in minimal techno, lowering the clap along with the offbeat hats
 cost the kick the lead the hats alone won back). The track is mixed again after each step.
+Where the kick still does not lead, the part whose onsets fall between the kicks (offbeat
+hats: heard alone, its pulse at the tempo points away from the kick's) is lowered in that
+section only, and only where that made the kick's lead grow: quieter offbeats can also let the
+half tempo through.
 
 Onsets are computed with `daemon.embed.spectral` (plain numpy), as everywhere in the service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -61,6 +65,11 @@ BACKBEAT_STEPS_DB = (-6.0, -12.0)
 #: The pulses of a two-beat period that a one-beat period lacks (tempo multiples; the next,
 #: 2.5, is out of `PULSE_RANGE` at any four-on-the-floor tempo).
 BACKBEAT_PULSES = (0.5, 1.5)
+#: Then, where the kick still does not lead, the part whose onsets fall between the kicks
+#: (offbeat hats) cancels its pulse: in antiphase with it at the tempo. That part is lowered
+#: by this much in those sections only (one step, as each costs a mix; on the tuning library
+#: -9 dB, or -6 dB then -12 dB, left the kick leading fewer sections).
+OFFBEAT_TRIM_DB = -12.0
 
 
 def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region], np.ndarray],
@@ -69,22 +78,25 @@ def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region]
     """Mix `regions` (`daemon.render.mix.mix_regions`); in a four-on-the-floor plan, where the
     kick does not lead, leave out percussion that fights the beat and lower a backbeat that
     out-pulses the kick (`BACKBEAT_STEPS_DB`, `backbeats_to_lower`), mixing again after each
-    step. Returns the mix, the regions it was made of and a note per change."""
+    step, then lower the offbeats that still cancel its pulse (`lower_offbeats`). Returns the
+    mix, the regions it was made of and a note per change."""
+    measured: dict[tuple, float] = {}  # lane gains: the same regions, mixed again
+
     def mix(parts: Sequence[Region], trims: dict[str, float]) -> MixResult:
         return mix_regions(parts, source_for=source_for, grid=grid, plan=plan, pattern=pattern,
-                           settings=settings, trims=trims)
+                           settings=settings, trims=trims, measured=measured)
 
     current, trims, notes = list(regions), {}, []
     mixed = mix(current, trims)
     if not plan.four_on_floor:
         return mixed, current, notes
     spans = section_spans(plan, grid)
+    solos = Solos(source_for=source_for, grid=grid, plan=plan, pattern=pattern)
     for step in BACKBEAT_STEPS_DB:
         failing = {index: pulse for index in kick_sections(current)
                    if (pulse := lead(mixed.bus[:, slice(*spans[index])], grid.sample_rate,
                                      plan.bpm)) is not None}
-        shares = rival_shares(current, failing, source_for=source_for, grid=grid, plan=plan,
-                              pattern=pattern)
+        shares = rival_shares(current, failing, solos=solos, bpm=plan.bpm)
         guilty = {key: beat for key, (rival, beat) in shares.items() if rival >= GUILTY_SHARE}
         fighters = {(lane, index): failing[index] for (lane, index), beat in guilty.items()
                     if beat < ON_BEAT_SHARE}
@@ -102,30 +114,138 @@ def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region]
                   for (lane, index), pulse in fighters.items()]
         notes += [f"{lane} {step:+g} dB: its backbeat out-pulsed the kick" for lane in backbeat]
         mixed = mix(current, trims)
-    return mixed, current, notes
+    mixed, current, lowered = lower_offbeats(
+        mixed, current, mix=lambda parts: mix(parts, trims), lowered=set(trims), solos=solos,
+        grid=grid, plan=plan)
+    return mixed, current, notes + lowered
 
 
-def rival_shares(regions: Sequence[Region], rivals: Mapping[int, float], *,
-                 source_for: Callable[[Region], np.ndarray], grid: Grid, plan: Plan,
-                 pattern: GenrePattern) -> dict[tuple[str, int], tuple[float, float]]:
+def lower_offbeats(mixed: MixResult, regions: Sequence[Region], *,
+                   mix: Callable[[Sequence[Region]], MixResult], lowered: Collection[str],
+                   solos: Solos, grid: Grid, plan: Plan
+                   ) -> tuple[MixResult, list[Region], list[str]]:
+    """In each section of `mixed` where the kick does not lead by `LEAD_MARGIN`, lower the
+    lane that cancels its pulse (`cancelling_lanes`; not one of the `lowered` lanes, already
+    quieter everywhere) by `OFFBEAT_TRIM_DB`, there only. One
+    trial mix; a section keeps its trim only if the kick's lead grew there, and the track is
+    mixed once more when some were dropped. Returns the mix, its regions and a note per trim."""
+    spans = section_spans(plan, grid)
+
+    def ratio(bus: np.ndarray, index: int) -> float:
+        return lead_ratio(bus[:, slice(*spans[index])], grid.sample_rate, plan.bpm)[0]
+
+    current = list(regions)
+    before = {index: ratio(mixed.bus, index) for index in kick_sections(current)}
+    offbeats = cancelling_lanes([region for region in current if region.lane not in lowered],
+                                [i for i, r in before.items() if r < LEAD_MARGIN],
+                                solos=solos, bpm=plan.bpm)
+    if not offbeats:
+        return mixed, current, []
+    tried = mix([trimmed(region, offbeats, OFFBEAT_TRIM_DB) for region in current])
+    # Quieter offbeats can also hand the lead to the half tempo: keep a trim only where the
+    # kick's lead grew.
+    kept = {index: lane for index, lane in offbeats.items()
+            if ratio(tried.bus, index) > before[index]}
+    if not kept:
+        return mixed, current, []
+    current = [trimmed(region, kept, OFFBEAT_TRIM_DB) for region in current]
+    return (tried if kept == offbeats else mix(current), current,
+            [f"{lane} {OFFBEAT_TRIM_DB:+g} dB in {plan.structure[index].section}: off the beat, "
+             "it cancelled the kick's pulse" for index, lane in sorted(kept.items())])
+
+
+def cancelling_lanes(regions: Sequence[Region], sections: Sequence[int], *, solos: Solos,
+                     bpm: float) -> dict[int, str]:
+    """Section → the percussion lane (not the kick) that cancels the kick's pulse there most:
+    heard alone, its pulse at the tempo `bpm` has the largest component opposite the kick's
+    (its onsets fall between the kicks). Sections where no lane opposes the kick are left
+    out."""
+    def pulse(region: Region, index: int) -> complex:
+        return envelope_pulse(solos.envelopes(region, [index])[index], solos.sample_rate, bpm)
+
+    chosen = {}
+    for index in sections:
+        playing = [region for region in regions if index in region.sections
+                   and region.traits.percussive]
+        kicks = [pulse(region, index) for region in playing
+                 if region.category == KICK_CATEGORY]
+        if not kicks or abs(kick := sum(kicks)) == 0:
+            continue
+        opposition = {region.lane: -(pulse(region, index) * kick.conjugate()).real / abs(kick)
+                      for region in playing if region.category != KICK_CATEGORY}
+        lane = max(opposition, key=opposition.get, default=None)
+        if lane is not None and opposition[lane] > 0:
+            chosen[index] = lane
+    return chosen
+
+
+def trimmed(region: Region, lanes: Mapping[int, str], step: float) -> Region:
+    """`region` at `step` dB in the sections where `lanes` (section → lane) names its lane."""
+    sections = [index for index, lane in lanes.items()
+                if lane == region.lane and index in region.sections]
+    if not sections:
+        return region
+    kept = tuple((index, db) for index, db in region.trims_db if index not in sections)
+    return replace(region, trims_db=kept + tuple((index, step) for index in sections))
+
+
+def envelope_pulse(envelope: np.ndarray, sample_rate: int, bpm: float) -> complex:
+    """The Fourier component at `bpm` of an onset envelope (`onset_envelope`, windowed as in
+    `tempogram`): its size is the pulse's strength, its angle where in the beat it falls."""
+    envelope = (envelope - envelope.mean()) * np.hanning(envelope.size)
+    times = np.arange(envelope.size) * HOP / sample_rate
+    return complex(np.exp(-2j * np.pi * bpm / 60.0 * times) @ envelope)
+
+
+class Solos:
+    """Regions heard alone: the onset envelope of a region in a section, computed once for
+    the whole guard. A region is rendered again only when a later step asks for sections not
+    yet heard (its audio is not kept: a lane at full length takes tens of MB)."""
+
+    def __init__(self, *, source_for: Callable[[Region], np.ndarray], grid: Grid, plan: Plan,
+                 pattern: GenrePattern) -> None:
+        self._render = lambda region: render_region(region, source_for(region), grid=grid,
+                                                    plan=plan, pattern=pattern)
+        self._grid = grid
+        self._spans = section_spans(plan, grid)
+        self._heard: dict[tuple, np.ndarray] = {}
+        self.sample_rate = grid.sample_rate
+
+    def envelopes(self, region: Region, sections: Sequence[int]) -> dict[int, np.ndarray]:
+        """Section → onset envelope of `region` alone there, for each of `sections`."""
+        wanted = [index for index in sections if _heard_key(region, index) not in self._heard]
+        if wanted:
+            solo = self._render(region)
+            for index in wanted:
+                begin, end = (position - self._grid.bar(region.start_bar)
+                              for position in self._spans[index])
+                self._heard[_heard_key(region, index)] = onset_envelope(solo[:, begin:end],
+                                                                        self.sample_rate)
+        return {index: self._heard[_heard_key(region, index)] for index in sections}
+
+
+def _heard_key(region: Region, index: int) -> tuple:
+    # What a region sounds like alone: its lane, stem and span (a region cut out of some
+    # sections becomes new regions with new spans); trims apply only in the mix.
+    return region.lane, region.pick.stem.id, region.start_bar, region.end_bar, index
+
+
+def rival_shares(regions: Sequence[Region], rivals: Mapping[int, float], *, solos: Solos,
+                 bpm: float) -> dict[tuple[str, int], tuple[float, float]]:
     """(lane, section) → (rival share, beat share) of each percussion lane but the kick, heard
     alone in a section of `rivals` (section → the pulse that beat the kick there): how
-    strongly it pulses at that rival and at the beat or half of it (`ALLIED`), as shares of
-    its own strongest pulse up to `SOLO_RANGE` (each region rendered once)."""
-    spans = section_spans(plan, grid)
+    strongly it pulses at that rival and at the beat `bpm` or half of it (`ALLIED`), as
+    shares of its own strongest pulse up to `SOLO_RANGE`."""
     shares = {}
     for region in regions:
         if region.category == KICK_CATEGORY or not region.traits.percussive:
             continue
-        solo = None
-        for index in (i for i in region.sections if i in rivals):
-            solo = render_region(region, source_for(region), grid=grid, plan=plan,
-                                 pattern=pattern) if solo is None else solo
-            begin, end = (position - grid.bar(region.start_bar) for position in spans[index])
-            bpms, strength = tempogram(solo[:, begin:end], grid.sample_rate, SOLO_RANGE)
+        sections = [index for index in region.sections if index in rivals]
+        for index, envelope in solos.envelopes(region, sections).items():
+            bpms, strength = envelope_tempogram(envelope, solos.sample_rate, SOLO_RANGE)
             shares[(region.lane, index)] = (
                 _share(bpms, strength, [rivals[index]]),
-                _share(bpms, strength, [plan.bpm * factor for factor in ALLIED]))
+                _share(bpms, strength, [bpm * factor for factor in ALLIED]))
     return shares
 
 
@@ -182,20 +302,33 @@ def without(regions: Sequence[Region], left_out: set[tuple[str, int]],
 def lead(audio: np.ndarray, sample_rate: int, bpm: float) -> float | None:
     """None when the kick's tempo `bpm` is the strongest `PULSE_RANGE` pulse of `audio` by
     `LEAD_MARGIN`, else the strongest other pulse (BPM)."""
+    ratio, rival = lead_ratio(audio, sample_rate, bpm)
+    return None if ratio >= LEAD_MARGIN else rival
+
+
+def lead_ratio(audio: np.ndarray, sample_rate: int, bpm: float) -> tuple[float, float]:
+    """(the strongest `PULSE_RANGE` pulse of `audio` at the tempo `bpm` over the strongest
+    elsewhere, that other pulse in BPM); the ratio is 0 when the range misses the tempo."""
     bpms, strength = tempogram(audio, sample_rate, PULSE_RANGE)
     beat = np.abs(bpms / bpm - 1.0) < TOLERANCE
     rival = int(np.argmax(np.where(beat, 0.0, strength)))
-    if beat.any() and strength[beat].max() >= LEAD_MARGIN * strength[rival]:
-        return None
-    return float(bpms[rival])
+    if not beat.any() or strength[rival] <= 0:
+        return (0.0 if not beat.any() else np.inf), float(bpms[rival])
+    return float(strength[beat].max() / strength[rival]), float(bpms[rival])
 
 
 def tempogram(audio: np.ndarray, sample_rate: int,
               bpm_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """(BPMs, strengths) of the onset envelope's periodicities in `bpm_range`: a Fourier
+    """(BPMs, strengths) of the periodicities in `bpm_range` of `audio`'s onset envelope
+    (`envelope_tempogram`)."""
+    return envelope_tempogram(onset_envelope(audio, sample_rate), sample_rate, bpm_range)
+
+
+def envelope_tempogram(envelope: np.ndarray, sample_rate: int,
+                       bpm_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(BPMs, strengths) of an onset envelope's periodicities in `bpm_range`: a Fourier
     tempogram over the whole passage, sampled at least every `PULSE_STEP` BPM (a zero-padded
     FFT of the windowed envelope)."""
-    envelope = onset_envelope(audio, sample_rate)
     envelope = (envelope - envelope.mean()) * np.hanning(envelope.size)
     frame_rate = sample_rate / HOP
     size = max(envelope.size, 1 << int(np.ceil(np.log2(60.0 * frame_rate / PULSE_STEP))))

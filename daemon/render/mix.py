@@ -66,9 +66,17 @@ def energy_gain_db(energy: float) -> float:
     return ENERGY_RANGE_DB * (energy - 1.0)
 
 
+def section_gain_db(region: Region, section: int, *, staging_db: float, plan: Plan) -> float:
+    """The gain (dB) the mix gives `region` in `section`: its lane's staging gain, the
+    section's energy level and the region's trim there."""
+    return (staging_db + energy_gain_db(plan.structure[section].energy)
+            + region.trim_db(section))
+
+
 def mix_regions(regions: Sequence[Region], *, source_for: Callable[[Region], np.ndarray],
                 grid: Grid, plan: Plan, pattern: GenrePattern, settings: RenderSettings,
-                trims: Mapping[str, float] | None = None) -> MixResult:
+                trims: Mapping[str, float] | None = None,
+                measured: dict[tuple, float] | None = None) -> MixResult:
     """Render every region at mix level (`stage_region`) and add it to a new bus, then ride
     the sections towards the energy curve and sweep into the drops.
 
@@ -84,6 +92,9 @@ def mix_regions(regions: Sequence[Region], *, source_for: Callable[[Region], np.
     trims : mapping, optional
         Lane → dB added to its staging gain (`daemon.render.beatguard` keeps a backbeat
         under the kick this way).
+    measured : dict, optional
+        Lane gains measured by earlier mixes of the same regions, filled as it goes: the
+        beat guard mixes a track several times, and a region sounds the same each time.
 
     Returns
     -------
@@ -97,6 +108,7 @@ def mix_regions(regions: Sequence[Region], *, source_for: Callable[[Region], np.
     gains: dict[tuple[str, int], float] = {}
     kick = kick_loudness(regions)  # four on the floor: percussion stays under the kick
     peaks: dict[str, float] = {}
+    measured = {} if measured is None else measured
     # Lane by lane, in time order: a lane's staging gain is measured on its first region.
     for region in sorted(regions, key=lambda r: (r.lane, r.start_bar)):
         audio = render_region(region, source_for(region), grid=grid, plan=plan,
@@ -106,8 +118,11 @@ def mix_regions(regions: Sequence[Region], *, source_for: Callable[[Region], np.
             # patterns.toml's level trim keeps parts that fight the beat under the kick.
             trim = pattern.level(instrument_for(region)) if region.mode == "pattern" else 0.0
             trim += (trims or {}).get(region.lane, 0.0)
-            gains[key] = trim + lane_gain_db(audio, target_lufs=lane_target(
-                region, plan=plan, kick=kick), sample_rate=grid.sample_rate, grid=grid)
+            probe = (region.lane, region.pick.stem.id, region.start_bar, region.end_bar, kick)
+            if probe not in measured:
+                measured[probe] = lane_gain_db(audio, target_lufs=lane_target(
+                    region, plan=plan, kick=kick), sample_rate=grid.sample_rate, grid=grid)
+            gains[key] = trim + measured[probe]
         stage_region(audio, region, gain_db=gains[key], grid=grid, plan=plan, kicks=kicks)
         origin = grid.bar(region.start_bar)
         bus[:, origin:origin + audio.shape[1]] += audio
@@ -199,7 +214,7 @@ def envelope_points(region: Region, *, gain_db: float, grid: Grid,
     origin = grid.bar(region.start_bar)
     edges = [grid.bar(starts[i]) - origin for i in region.sections]
     edges.append(grid.bar(region.end_bar) - origin)
-    levels = [10.0 ** ((gain_db + energy_gain_db(plan.structure[i].energy)) / 20.0)
+    levels = [10.0 ** (section_gain_db(region, i, staging_db=gain_db, plan=plan) / 20.0)
               for i in region.sections]
     edge = round(EDGE_FADE_SECONDS * grid.sample_rate)
     layer = round(LAYER_FADE_BARS * grid.samples_per_bar)

@@ -22,7 +22,7 @@ from daemon.render.backbone import Backbone
 from daemon.render.beatguard import mix_leading_kick
 from daemon.render.conform import conform_loop, conform_oneshot
 from daemon.render.master import master
-from daemon.render.mix import energy_gain_db
+from daemon.render.mix import section_gain_db
 from daemon.render.patterns import PatternRules
 from daemon.render.select import Pick, Selection, select_stems
 from daemon.render.sequence import Grid, Region, build_regions
@@ -144,11 +144,14 @@ def _choices(plan: Plan, selection: Selection, regions: Sequence[Region],
              ratios: Mapping[tuple, float],
              lane_gains: Mapping[tuple[str, int], float]) -> tuple[Choice, ...]:
     """What played where, by section then lane."""
-    played = sorted((pick for region in regions for pick in _region_picks(region, selection)),
-                    key=lambda pick: (pick.section, pick.lane))
+    played = sorted(((pick, region) for region in regions
+                     for pick in _region_picks(region, selection)),
+                    key=lambda played: (played[0].section, played[0].lane))
     return tuple(_choice(pick, plan=plan, ratio=ratios.get(source_key(pick), 1.0),
-                         lane_gain=lane_gains.get((pick.lane, pick.stem.id), 0.0))
-                 for pick in played)
+                         gain_db=section_gain_db(region, pick.section, plan=plan,
+                                                 staging_db=lane_gains.get(
+                                                     (pick.lane, pick.stem.id), 0.0)))
+                 for pick, region in played)
 
 
 def _region_picks(region: Region, selection: Selection) -> list[Pick]:
@@ -156,10 +159,10 @@ def _region_picks(region: Region, selection: Selection) -> list[Pick]:
             if pick.lane == region.lane and pick.section in region.sections]
 
 
-def _choice(pick: Pick, *, plan: Plan, ratio: float, lane_gain: float) -> Choice:
+def _choice(pick: Pick, *, plan: Plan, ratio: float, gain_db: float) -> Choice:
     section = plan.structure[pick.section]
     return Choice(stem_id=pick.stem.id, kit=pick.stem.kit,
                   file=pick.stem.rel_path or Path(pick.stem.path).name,
                   section=section.section, lane=pick.lane, category=pick.stem.category,
                   stretch_ratio=round(ratio, 6), semitones=pick.fit.semitones,
-                  gain_db=round(lane_gain + energy_gain_db(section.energy), 3))
+                  gain_db=round(gain_db, 3))

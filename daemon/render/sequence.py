@@ -59,6 +59,12 @@ class Region:
     end_bar: int
     mode: str  # "loop", "pattern", "hit" (once), "phrase" (every few bars) or "riser"
     traits: CategoryRule  # of the lane's category: staging, fades, ducking, its pattern
+    #: (section, dB) pairs: the region is this much quieter there (`daemon.render.beatguard`)
+    trims_db: tuple[tuple[int, float], ...] = ()
+
+    def trim_db(self, section: int) -> float:
+        """dB added to the region's level in `section` (0 unless trimmed there)."""
+        return sum(db for index, db in self.trims_db if index == section)
 
 
 def build_regions(plan: Plan, picks: Sequence[Pick], *,

@@ -28,7 +28,7 @@ from daemon.compose.plan import BEATS_PER_BAR
 from daemon.fsutil import atomic_output
 from daemon.render.conform import loop_geometry
 from daemon.render.export import BLOCK, write_wav_stream
-from daemon.render.mix import energy_gain_db
+from daemon.render.mix import section_gain_db
 from daemon.render.outputs.dawproject_xml import (
     AudioRef,
     ClipSpec,
@@ -99,10 +99,10 @@ class _Archive:
 
     def loop_levels(self, region: Region) -> list[tuple[float, float]]:
         """(beat, linear gain) at each section start of a loop region: the lane's staging
-        gain for the stem plus the section's energy level, as the mix applied them."""
+        gain for the stem plus the section's energy level and trim, as the mix applied them."""
         staging = self.track.lane_gain_db[(region.lane, region.pick.stem.id)]
-        return [(self.beat(self.starts[section]), 10.0 ** ((staging + energy_gain_db(
-                    self.track.plan.structure[section].energy)) / 20.0))
+        return [(self.beat(self.starts[section]), 10.0 ** (section_gain_db(
+                    region, section, staging_db=staging, plan=self.track.plan) / 20.0))
                 for section in region.sections]
 
     def loop_clips(self, region: Region, audio: AudioRef) -> list[ClipSpec]:
