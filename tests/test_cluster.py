@@ -148,10 +148,12 @@ def test_a_watcher_and_two_workers_survive_a_worker_killed_mid_ingest(
         assert sqlite_files(tmp_path) == []
         assert not (tmp_path / "library" / "stems.db").exists()
         assert f"{held}: ingest done" in survivor.log()  # the survivor took the kit over
-        # The watcher says what it does with a prompt; the worker renders it.
+        # The watcher says what it does with a prompt or a kit; a worker does it.
         assert "queued track0.prompt for a render worker" in watcher.log()
         assert "rendering track0.prompt" not in watcher.log()  # it queues, a worker renders
         assert "rendering track0.prompt" in survivor.log()
+        assert f"queued {held} for an ingest worker" in watcher.log()
+        assert "ingesting " not in watcher.log()
 
         for process in (survivor, watcher):
             code, _ = process.stop(signal.SIGTERM, timeout=60.0)

@@ -130,7 +130,8 @@ class Service:
         # A cluster's watcher only queues a prompt, and its dispatcher says so.
         self.renders = Renders(lambda prompt: self.work.render(prompt),
                                announce=not config.cluster.enabled)
-        self.ingests = Ingests(lambda entry: self.work.ingest(entry))
+        self.ingests = Ingests(lambda entry: self.work.ingest(entry),
+                               announce=not config.cluster.enabled)
         self.ingest = Lane("ingest", handler=self.ingests.handle,
                            on_failure=self.ingests.failed, policy=policy)
         self.render = Lane("render", handler=self.renders.handle,

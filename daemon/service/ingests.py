@@ -21,17 +21,23 @@ log = logging.getLogger("traum.daemon")
 
 class Ingests:
     """Ingest inbox entries through `ingest` (the engine's), one at a time (the ingest
-    lane's handler and failure hook)."""
+    lane's handler and failure hook).
 
-    def __init__(self, ingest: Callable[[Path], object]) -> None:
+    `announce` logs "ingesting NAME" as an ingest starts; it is off where `ingest` only
+    queues the entry for a worker and says so itself (`daemon.cluster.dispatch`).
+    """
+
+    def __init__(self, ingest: Callable[[Path], object], *, announce: bool = True) -> None:
         self.ingest = ingest
+        self.announce = announce
         self.gave_up: dict[Path, Snapshot] = {}  # entry → its snapshot when it failed
 
     def handle(self, entry: Path) -> None:
         if not os.path.lexists(entry):
             return  # ingested or removed while it waited
         self.gave_up.pop(entry, None)
-        log.info("ingesting %s", entry.name)
+        if self.announce:
+            log.info("ingesting %s", entry.name)
         self.ingest(entry)
 
     def failed(self, entry: Path, exc: BaseException) -> None:
