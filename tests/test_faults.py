@@ -225,7 +225,9 @@ def test_library_disk_full_at_the_database_write(space: Workspace, disks) -> Non
     library.fill()  # nothing left: the first journal write (claiming the kit) fails
     write_tree(space.inbox / "DbKit", kit)
     wait_status(daemon, f"ingest paused: library {library.full}")
-    assert "sqlite3.OperationalError: database or disk is full" in daemon.log()  # --debug
+    # With --debug the traceback follows; the lane logs it after the status shows the pause.
+    daemon.wait_for(lambda: "sqlite3.OperationalError: database or disk is full"
+                    in daemon.log(), "the traceback of the failed write")
     library.free()
     wait_ingested(space, daemon, names(kit))
     daemon.wait_for(lambda: "ingest done" in daemon.log(), "the ingest lane to finish")
