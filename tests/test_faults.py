@@ -187,6 +187,9 @@ def assert_no_traceback(daemon: Daemon) -> None:
 
 
 def fault_lines(daemon: Daemon, text: str) -> list[str]:
+    """The log lines holding `text`, once there is one: a lane logs a fault just after it
+    pauses, so the status can show the pause before the log has the line."""
+    daemon.wait_for(lambda: text in daemon.log(), f"a log line with {text!r}")
     return [line for line in daemon.log().splitlines() if text in line]
 
 
@@ -225,9 +228,8 @@ def test_library_disk_full_at_the_database_write(space: Workspace, disks) -> Non
     library.fill()  # nothing left: the first journal write (claiming the kit) fails
     write_tree(space.inbox / "DbKit", kit)
     wait_status(daemon, f"ingest paused: library {library.full}")
-    # With --debug the traceback follows; the lane logs it after the status shows the pause.
-    daemon.wait_for(lambda: "sqlite3.OperationalError: database or disk is full"
-                    in daemon.log(), "the traceback of the failed write")
+    [error] = fault_lines(daemon, "sqlite3.OperationalError: database or disk is full")
+    assert error.endswith("sqlite3.OperationalError: database or disk is full")  # --debug
     library.free()
     wait_ingested(space, daemon, names(kit))
     daemon.wait_for(lambda: "ingest done" in daemon.log(), "the ingest lane to finish")
