@@ -1,12 +1,13 @@
 """Ingest throughput on a fresh library: synthesised kits of mixed length, end to end.
 
-The clock starts before the engine exists and stops when the last kit is stored, so every
-one-off step a new user pays is inside it: opening the database, loading the shipped
-category classifier, starting the analysis pool, retraining the classifier on the named
-stems after each kit, and the kit profiles. Reports audio-seconds ingested per wall-second (x realtime) and
-milliseconds per stem, and the CPU seconds the whole process tree spent (pool workers
-included; counted once they exit), which a machine shared with other jobs inflates less
-than the wall clock. Run: python bench/bench_ingest.py [--kits 12] [--workers 0] [--json]
+The clock starts before the engine exists and stops when the last kit is stored and
+profiled, so every one-off step a new user pays is inside it: opening the database, loading
+the shipped category classifier, starting the analysis pool, retraining the classifier on
+the named stems after each kit, and the kit profiles. Reports audio-seconds ingested per
+wall-second (x realtime) and milliseconds per stem, and the CPU seconds the whole process
+tree spent (pool workers included; counted once they exit), which a machine shared with
+other jobs inflates less than the wall clock.
+Run: python bench/bench_ingest.py [--kits 12] [--workers 0] [--json]
 """
 
 from __future__ import annotations
