@@ -25,12 +25,18 @@ class Gate:
         assert self.release.wait(30)
 
 
-def test_requests_during_a_run_merge_into_one_more_run() -> None:
+def held_run() -> tuple[Gate, CoalescingJob]:
+    """A job whose first run has started and waits for its gate's release."""
     gate = Gate()
     gate.release.clear()
     job = CoalescingJob(gate, name="test-coalesce")
     job.request()
     assert gate.entered.wait(30)
+    return gate, job
+
+
+def test_requests_during_a_run_merge_into_one_more_run() -> None:
+    gate, job = held_run()
     for _ in range(5):  # while the first run is held: one more run covers them all
         job.request()
     assert not job.wait_idle(timeout=0.05)
@@ -50,11 +56,7 @@ def test_no_request_no_run_and_close_without_a_thread() -> None:
 
 
 def test_close_finishes_the_pending_run_then_ends() -> None:
-    gate = Gate()
-    gate.release.clear()
-    job = CoalescingJob(gate, name="test-coalesce")
-    job.request()
-    assert gate.entered.wait(30)
+    gate, job = held_run()
     job.request()
     closing = threading.Thread(target=lambda: job.close(timeout=30))
     closing.start()

@@ -38,7 +38,7 @@ from daemon.embed.spectral import mel_filterbank, power_stft
 from daemon.render.groove import KICK_CATEGORY
 from daemon.render.mix import MixResult, mix_regions
 from daemon.render.patterns import GenrePattern
-from daemon.render.sequence import Grid, Region, render_region
+from daemon.render.sequence import Grid, Region, render_region, sound_key
 
 #: librosa's onset-strength defaults, over the full band: a hi-hat's flux above 11 kHz is
 #: part of what a tempo sense hears (measured without it, kicks "lead" that do not).
@@ -91,11 +91,16 @@ def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region]
     if not plan.four_on_floor:
         return mixed, current, notes
     spans = section_spans(plan, grid)
+
+    def heard(result: MixResult) -> dict[int, tuple[float, float]]:
+        return {index: lead_ratio(result.bus[:, slice(*spans[index])], grid.sample_rate,
+                                  plan.bpm) for index in kick_sections(current)}
+
     solos = Solos(source_for=source_for, grid=grid, plan=plan, pattern=pattern)
+    leads = heard(mixed)  # each mix is measured once: the offbeat step reads it too
     for step in BACKBEAT_STEPS_DB:
-        failing = {index: pulse for index in kick_sections(current)
-                   if (pulse := lead(mixed.bus[:, slice(*spans[index])], grid.sample_rate,
-                                     plan.bpm)) is not None}
+        failing = {index: pulse for index, reading in leads.items()
+                   if (pulse := rival_of(reading)) is not None}
         shares = rival_shares(current, failing, solos=solos, bpm=plan.bpm)
         guilty = {key: beat for key, (rival, beat) in shares.items() if rival >= GUILTY_SHARE}
         fighters = {(lane, index): failing[index] for (lane, index), beat in guilty.items()
@@ -114,30 +119,33 @@ def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region]
                   for (lane, index), pulse in fighters.items()]
         notes += [f"{lane} {step:+g} dB: its backbeat out-pulsed the kick" for lane in backbeat]
         mixed = mix(current, trims)
+        leads = heard(mixed)
     mixed, current, lowered = lower_offbeats(
-        mixed, current, mix=lambda parts: mix(parts, trims), lowered=set(trims), solos=solos,
-        grid=grid, plan=plan)
+        mixed, current, leads, mix=lambda parts: mix(parts, trims), lowered=set(trims),
+        solos=solos, grid=grid, plan=plan)
     return mixed, current, notes + lowered
 
 
-def lower_offbeats(mixed: MixResult, regions: Sequence[Region], *,
+def lower_offbeats(mixed: MixResult, regions: Sequence[Region],
+                   leads: Mapping[int, tuple[float, float]], *,
                    mix: Callable[[Sequence[Region]], MixResult], lowered: Collection[str],
                    solos: Solos, grid: Grid, plan: Plan
                    ) -> tuple[MixResult, list[Region], list[str]]:
-    """In each section of `mixed` where the kick does not lead by `LEAD_MARGIN`, lower the
-    lane that cancels its pulse (`cancelling_lanes`; not one of the `lowered` lanes, already
-    quieter everywhere) by `OFFBEAT_TRIM_DB`, there only. One
-    trial mix; a section keeps its trim only if the kick's lead grew there, and the track is
-    mixed once more when some were dropped. Returns the mix, its regions and a note per trim."""
+    """In each section of `mixed` where the kick does not lead (`leads`: section with a kick
+    → its `lead_ratio` reading of `mixed`), lower the lane that cancels its pulse
+    (`cancelling_lanes`; not one of the `lowered` lanes, already quieter everywhere) by
+    `OFFBEAT_TRIM_DB`, there only. One trial mix; a section keeps its trim only if the kick's
+    lead grew there, and the track is mixed once more when some were dropped. Returns the
+    mix, its regions and a note per trim."""
     spans = section_spans(plan, grid)
 
     def ratio(bus: np.ndarray, index: int) -> float:
         return lead_ratio(bus[:, slice(*spans[index])], grid.sample_rate, plan.bpm)[0]
 
     current = list(regions)
-    before = {index: ratio(mixed.bus, index) for index in kick_sections(current)}
     offbeats = cancelling_lanes([region for region in current if region.lane not in lowered],
-                                [i for i, r in before.items() if r < LEAD_MARGIN],
+                                [index for index, reading in leads.items()
+                                 if rival_of(reading) is not None],
                                 solos=solos, bpm=plan.bpm)
     if not offbeats:
         return mixed, current, []
@@ -145,7 +153,7 @@ def lower_offbeats(mixed: MixResult, regions: Sequence[Region], *,
     # Quieter offbeats can also hand the lead to the half tempo: keep a trim only where the
     # kick's lead grew.
     kept = {index: lane for index, lane in offbeats.items()
-            if ratio(tried.bus, index) > before[index]}
+            if ratio(tried.bus, index) > leads[index][0]}
     if not kept:
         return mixed, current, []
     current = [trimmed(region, kept, OFFBEAT_TRIM_DB) for region in current]
@@ -192,7 +200,7 @@ def trimmed(region: Region, lanes: Mapping[int, str], step: float) -> Region:
 def envelope_pulse(envelope: np.ndarray, sample_rate: int, bpm: float) -> complex:
     """The Fourier component at `bpm` of an onset envelope (`onset_envelope`, windowed as in
     `tempogram`): its size is the pulse's strength, its angle where in the beat it falls."""
-    envelope = (envelope - envelope.mean()) * np.hanning(envelope.size)
+    envelope = _windowed(envelope)
     times = np.arange(envelope.size) * HOP / sample_rate
     return complex(np.exp(-2j * np.pi * bpm / 60.0 * times) @ envelope)
 
@@ -213,21 +221,15 @@ class Solos:
 
     def envelopes(self, region: Region, sections: Sequence[int]) -> dict[int, np.ndarray]:
         """Section → onset envelope of `region` alone there, for each of `sections`."""
-        wanted = [index for index in sections if _heard_key(region, index) not in self._heard]
+        wanted = [index for index in sections if (sound_key(region), index) not in self._heard]
         if wanted:
             solo = self._render(region)
             for index in wanted:
                 begin, end = (position - self._grid.bar(region.start_bar)
                               for position in self._spans[index])
-                self._heard[_heard_key(region, index)] = onset_envelope(solo[:, begin:end],
-                                                                        self.sample_rate)
-        return {index: self._heard[_heard_key(region, index)] for index in sections}
-
-
-def _heard_key(region: Region, index: int) -> tuple:
-    # What a region sounds like alone: its lane, stem and span (a region cut out of some
-    # sections becomes new regions with new spans); trims apply only in the mix.
-    return region.lane, region.pick.stem.id, region.start_bar, region.end_bar, index
+                self._heard[(sound_key(region), index)] = onset_envelope(
+                    solo[:, begin:end], self.sample_rate)
+        return {index: self._heard[(sound_key(region), index)] for index in sections}
 
 
 def rival_shares(regions: Sequence[Region], rivals: Mapping[int, float], *, solos: Solos,
@@ -302,7 +304,13 @@ def without(regions: Sequence[Region], left_out: set[tuple[str, int]],
 def lead(audio: np.ndarray, sample_rate: int, bpm: float) -> float | None:
     """None when the kick's tempo `bpm` is the strongest `PULSE_RANGE` pulse of `audio` by
     `LEAD_MARGIN`, else the strongest other pulse (BPM)."""
-    ratio, rival = lead_ratio(audio, sample_rate, bpm)
+    return rival_of(lead_ratio(audio, sample_rate, bpm))
+
+
+def rival_of(reading: tuple[float, float]) -> float | None:
+    """None when a `lead_ratio` reading says the kick leads by `LEAD_MARGIN`, else the
+    strongest other pulse (BPM)."""
+    ratio, rival = reading
     return None if ratio >= LEAD_MARGIN else rival
 
 
@@ -329,13 +337,19 @@ def envelope_tempogram(envelope: np.ndarray, sample_rate: int,
     """(BPMs, strengths) of an onset envelope's periodicities in `bpm_range`: a Fourier
     tempogram over the whole passage, sampled at least every `PULSE_STEP` BPM (a zero-padded
     FFT of the windowed envelope)."""
-    envelope = (envelope - envelope.mean()) * np.hanning(envelope.size)
+    envelope = _windowed(envelope)
     frame_rate = sample_rate / HOP
     size = max(envelope.size, 1 << int(np.ceil(np.log2(60.0 * frame_rate / PULSE_STEP))))
     strength = np.abs(np.fft.rfft(envelope, n=size))
     bpms = np.fft.rfftfreq(size, d=1.0 / frame_rate) * 60.0
     band = (bpms >= bpm_range[0]) & (bpms <= bpm_range[1])
     return bpms[band], strength[band]
+
+
+def _windowed(envelope: np.ndarray) -> np.ndarray:
+    """An onset envelope without its mean, under a Hann window: what the tempogram and the
+    pulse phase are taken of."""
+    return (envelope - envelope.mean()) * np.hanning(envelope.size)
 
 
 def onset_envelope(audio: np.ndarray, sample_rate: int) -> np.ndarray:

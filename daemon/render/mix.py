@@ -30,6 +30,7 @@ from daemon.render.sequence import (
     instrument_for,
     kick_positions,
     render_region,
+    sound_key,
 )
 
 MAX_LANE_GAIN_DB = 24.0  # a stem needing more than this is nearly silent: do not blow it up
@@ -118,7 +119,7 @@ def mix_regions(regions: Sequence[Region], *, source_for: Callable[[Region], np.
             # patterns.toml's level trim keeps parts that fight the beat under the kick.
             trim = pattern.level(instrument_for(region)) if region.mode == "pattern" else 0.0
             trim += (trims or {}).get(region.lane, 0.0)
-            probe = (region.lane, region.pick.stem.id, region.start_bar, region.end_bar, kick)
+            probe = (sound_key(region), kick)
             if probe not in measured:
                 measured[probe] = lane_gain_db(audio, target_lufs=lane_target(
                     region, plan=plan, kick=kick), sample_rate=grid.sample_rate, grid=grid)

@@ -102,6 +102,13 @@ def build_regions(plan: Plan, picks: Sequence[Pick], *,
     return sorted(regions, key=lambda r: (r.start_bar, r.lane))
 
 
+def sound_key(region: Region) -> tuple:
+    """What `render_region` makes of `region` depends on this alone (within one render):
+    its lane, stem and span. A region cut out of some sections becomes regions with new
+    spans; trims apply only in the mix."""
+    return region.lane, region.pick.stem.id, region.start_bar, region.end_bar
+
+
 def render_region(region: Region, source: np.ndarray, *, grid: Grid, plan: Plan,
                   pattern: GenrePattern) -> np.ndarray:
     """The region's audio, ``(2, n)`` float32 from its first to its last sample on the grid."""
