@@ -171,6 +171,54 @@ def _drum_word(stem: str) -> str:
     return next(category for word, category in _DRUM_WORDS if stem.startswith(word))
 
 
+# -- hydrogen-drumkits ----------------------------------------------------------------------
+
+HYDROGEN_ROOT = Path("/usr/share/hydrogen/data/drumkits")
+#: Left out: Glen MacArthur's Black Pearl is the kit avldrums samples too, so leaving one
+#: source out would still train on the other's recordings of the same drums.
+_HYDROGEN_SKIP_KITS = ("The Black Pearl 1.0",)
+#: Instrument-name word → category, first match wins (so "snare rimshot" is a snare, "rim
+#: click" a side stick, "djembe bass" a hand drum and "ride bell" a cymbal). Names with none
+#: of these words (numbered pads, "Click", "Zap", "FX", unnamed loops, rolls) are left out.
+_HYDROGEN_WORDS = (("roll", None), ("kick", "kick"), ("bassdrum", "kick"),
+                   ("bass drum", "kick"), ("snare", "snare"), ("clap", "clap"),
+                   ("snap", "clap"), ("hh", "hihat"), ("hat", "hihat"), ("crash", "cymbal"),
+                   ("ride", "cymbal"), ("china", "cymbal"), ("splash", "cymbal"),
+                   ("cymbal", "cymbal"), ("tom", "tom"), ("stick", "perc"), ("rim", "perc"),
+                   ("cowbell", "perc"), ("conga", "perc"), ("bongo", "perc"),
+                   ("tambourine", "perc"), ("agogo", "perc"), ("clave", "perc"),
+                   ("woodblock", "perc"), ("maraca", "perc"), ("shaker", "perc"),
+                   ("cajon", "perc"), ("djembe", "perc"), ("sangban", "perc"),
+                   ("dununba", "perc"), ("kenkeni", "perc"))
+
+
+def hydrogen_labels(root: Path = HYDROGEN_ROOT) -> dict[str, str]:
+    """Labelled Hydrogen drum samples, ``{"KIT/FILE": category}``, every velocity layer of
+    every instrument whose name says what it is (each kit's ``drumkit.xml``)."""
+    labels = {}
+    for kit_file in sorted(root.glob("*/drumkit.xml")):
+        if kit_file.parent.name in _HYDROGEN_SKIP_KITS:
+            continue
+        for name, files in _hydrogen_instruments(kit_file):
+            label = next((category for word, category in _HYDROGEN_WORDS
+                          if word in name.lower()), None)
+            for file in files:
+                if label and (kit_file.parent / file).is_file():
+                    labels[f"{kit_file.parent.name}/{file}"] = label
+    return labels
+
+
+def _hydrogen_instruments(kit_file: Path) -> list[tuple[str, list[str]]]:
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(kit_file).getroot()
+    namespace = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    return [(instrument.findtext(f"{namespace}name") or "",
+             [element.text for element in instrument.iter(f"{namespace}filename")
+              if element.text])
+            for instrument in root.iter(f"{namespace}instrument")]
+
+
 # -- soundfonts ----------------------------------------------------------------------------
 
 #: avldrums notes → category (from the kits' sample names: 37 side stick, 40 snare edge,
@@ -251,10 +299,11 @@ def synth_jobs(kits: int = 12) -> list[Job]:
 
 # -- all of them ---------------------------------------------------------------------------
 
-#: Source name → Debian package it comes from (None: generated here).
-PACKAGES = {"sonic-pi": "sonic-pi-samples", "avldrums": "avldrums.lv2-soundfont",
-            "timgm6mb": "timgm6mb-soundfont", "fluidr3": "fluid-soundfont-gm",
-            "lmms": "lmms-common", "synth": None}
+#: Source name → the Debian packages it comes from (none: generated here).
+PACKAGES = {"sonic-pi": ("sonic-pi-samples",), "avldrums": ("avldrums.lv2-soundfont",),
+            "timgm6mb": ("timgm6mb-soundfont",), "fluidr3": ("fluid-soundfont-gm",),
+            "lmms": ("lmms-common",), "hydrogen": ("hydrogen-drumkits", "hydrogen-data"),
+            "synth": ()}
 
 
 def all_jobs() -> list[Job]:
@@ -262,13 +311,16 @@ def all_jobs() -> list[Job]:
     lmms = {truth.rel_path: truth.category for truth in lmms_ground_truth()}
     return [*_file_jobs("sonic-pi", SONIC_PI_ROOT, sonic_pi_labels()),
             *avldrums_jobs(), *gm_jobs("timgm6mb"), *gm_jobs("fluidr3"),
-            *_file_jobs("lmms", LMMS_ROOT, lmms), *synth_jobs()]
+            *_file_jobs("lmms", LMMS_ROOT, lmms),
+            *_file_jobs("hydrogen", HYDROGEN_ROOT, hydrogen_labels()), *synth_jobs()]
 
 
 def missing_sources() -> list[str]:
     """Packages whose files are not installed (a build needs every one)."""
-    paths = {"sonic-pi": SONIC_PI_ROOT, "lmms": LMMS_ROOT,
-             "avldrums": SF2_ROOT / f"{AVL_KITS[0]}.sf2",
-             "timgm6mb": SF2_ROOT / GM_FONTS["timgm6mb"],
-             "fluidr3": SF2_ROOT / GM_FONTS["fluidr3"]}
-    return [PACKAGES[source] for source, path in paths.items() if not path.exists()]
+    paths = {"sonic-pi-samples": SONIC_PI_ROOT, "lmms-common": LMMS_ROOT,
+             "avldrums.lv2-soundfont": SF2_ROOT / f"{AVL_KITS[0]}.sf2",
+             "timgm6mb-soundfont": SF2_ROOT / GM_FONTS["timgm6mb"],
+             "fluid-soundfont-gm": SF2_ROOT / GM_FONTS["fluidr3"],
+             "hydrogen-drumkits": HYDROGEN_ROOT / "ForzeeStereo" / "drumkit.xml",
+             "hydrogen-data": HYDROGEN_ROOT / "GMRockKit" / "drumkit.xml"}
+    return [package for package, path in paths.items() if not path.exists()]
