@@ -24,6 +24,7 @@ test-all: $(STAMP)  ## every test, soak tests included
 bench: $(STAMP)  ## ingest, render, search and latency benchmarks, and the soak
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/accuracy.py
+	$(PY) bench/real_kits.py
 	$(PY) bench/bench_render.py
 	$(PY) bench/fidelity.py
 	$(PY) bench/bench_exports.py

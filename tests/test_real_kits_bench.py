@@ -1,0 +1,58 @@
+"""The real-recording kit bench's ground truth: what it says a kit holds is what it wrote."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import require_system_path
+
+from daemon.keys import TONICS
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import real_kits  # noqa: E402  (bench/: the kits it renders)
+
+_TONAL = ("bass", "chord", "arp", "lead", "pad")
+
+
+@pytest.mark.parametrize("spec", real_kits.kit_specs(6, seed=3), ids=lambda spec: str(spec.index))
+def test_every_tonal_note_is_in_the_kit_key_and_every_loop_fits_its_bars(spec) -> None:
+    tonic_name, mode = spec.key.split()
+    scale = {(TONICS.index(tonic_name) + step) % 12 for step in real_kits._STEPS[mode]}
+    stems = real_kits.kit_stems(spec)
+    assert len({stem.name for stem in stems}) == len(stems)
+    assert all(stem.name.startswith("Audio 1-") for stem in stems)  # no hint in a name
+    for stem in stems:
+        if stem.category in _TONAL:
+            assert {note.pitch % 12 for note in stem.notes} <= scale, stem
+            assert stem.channel != real_kits.DRUM_CHANNEL
+        else:
+            assert stem.channel == real_kits.DRUM_CHANNEL
+        if stem.kind == "loop":
+            assert stem.beats == 4 * spec.bars
+            assert all(0 <= note.start < stem.beats for note in stem.notes)
+    loops = [stem for stem in stems if stem.kind == "loop"]
+    assert sorted(stem.category for stem in loops) == sorted(("drum_loop", "drum_loop", *_TONAL))
+
+
+def test_loops_are_cut_to_exactly_their_bars_and_one_shots_are_heard(monkeypatch) -> None:
+    """Rendered with FluidR3 (on CI for the other FluidSynth tests) in place of the bench's
+    banks: the cutting does not depend on the bank."""
+    font = require_system_path("/usr/share/sounds/sf2/FluidR3_GM.sf2", "fluid-soundfont-gm")
+    require_system_path("/usr/bin/fluidsynth", "fluidsynth")
+    monkeypatch.setitem(real_kits.BANKS, "csound", (font, None))
+    spec = real_kits.kit_specs(1, seed=3)[0]
+    assert spec.bank == "csound"
+    stems = real_kits.kit_stems(spec)
+    files = real_kits.render_kit(spec, stems)
+    loop_samples = round(4 * spec.bars * 60.0 / spec.bpm * real_kits.RATE)
+    for stem in stems:
+        audio = files[stem.name]
+        assert audio.shape[0] == 2 and abs(audio).max() > 1e-3, stem.name  # something played
+        if stem.kind == "loop":
+            assert audio.shape[1] == loop_samples, stem.name
+        else:
+            assert audio.shape[1] < loop_samples + real_kits._SLOT_GAP_S * real_kits.RATE
