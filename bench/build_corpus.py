@@ -3,10 +3,10 @@
     make corpus        # = python bench/build_corpus.py
 
 Renders and decodes every labelled clip of `corpus_sources` (sonic-pi-samples, avldrums,
-TimGM6mb, FluidR3, lmms-common, the kit synthesiser), computes its feature vector (and that
-of `VARIANTS` augmented copies), fits the classifier on all of it and writes
-``daemon/ingest/data/base_corpus.npz``: features, labels, source, file id and variant per
-row, the fitted model and the feature version. Then it rewrites the counts in
+TimGM6mb, FluidR3, lmms-common, Hydrogen's drum kits, the kit synthesiser), computes its
+feature vector (and that of `VARIANTS` augmented copies), fits the classifier on all of it
+and writes ``daemon/ingest/data/base_corpus.npz``: features, labels, source, file id and
+variant per row, the fitted model and the feature version. Then it rewrites the counts in
 ``daemon/ingest/data/SOURCES.md``. Needs the Debian packages listed there and fluidsynth;
 uses two processes (``--workers``). Deterministic: same packages, same table.
 """
