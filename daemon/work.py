@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.coalesce import CoalescingJob
 from daemon.config import Config, ensure_folders
 from daemon.errors import (
+    AnalysisError,
     EmbeddingError,
     IngestError,
     RenderError,
@@ -397,12 +398,37 @@ class Engine:
                 # Validate here, in the main process, so a bad rules/ folder is a RuleError
                 # naming the file rather than a broken worker pool.
                 load_analysis_rules(self.config.paths.rules)
+                self._relearn_if_stale()
                 self._analyser_config = self.config
                 self._analyser = Analyser(workers=self.config.ingest.workers,
                                           rules_dir=self.config.paths.rules,
                                           classifiers=(self._library_classifier(),
                                                        self._base_classifier()))
             return self._analyser
+
+    def _relearn_if_stale(self) -> None:
+        """A library classifier learnt on top of another release's corpus learns again on
+        this one's (or is dropped when no stem is named), so an upgrade's corpus serves the
+        next file, not the next named kit."""
+        from daemon.ingest.classify import CategoryClassifier
+
+        learnt = self._library_classifier()
+        if not learnt.exists():
+            return
+        try:
+            current = CategoryClassifier.load(learnt).learnt_on(
+                CategoryClassifier.load(self._base_classifier()))
+        except AnalysisError:  # unreadable, or another feature version: learn it again
+            current = False
+        if current:
+            return
+        log.info("%s was learnt on another release's corpus: learning again", learnt.name)
+        try:
+            with translate_faults(self.config.paths, writes=("cache", "library")):
+                if self.learn_categories() == 0:
+                    learnt.unlink(missing_ok=True)
+        except StorageFault as fault:  # the old classifier still reads stems, a little worse
+            log.error("the category classifier learns again after the next kit: %s", fault)
 
     def classifier_path(self) -> Path:
         """The classifier the workers use: the one that learnt from the library's named

@@ -281,6 +281,35 @@ def test_classifier_learns_from_the_users_named_stems(tmp_path, samples, make_co
     assert correct / len(stems) >= 0.8
 
 
+def test_a_classifier_learnt_on_an_older_corpus_learns_again_on_the_shipped_one(
+        tmp_path, samples, make_config):
+    """After an upgrade ships a new corpus, the library's classifier (learnt on the old
+    one) learns again before the next file is read, keeping what the user's names taught."""
+    from daemon.ingest.classify import CategoryClassifier
+    from daemon.ingest.corpus import load_corpus
+
+    config = load_config(make_config(tmp_path))
+    engine = Engine(config)
+    write_kit_folder(samples, config.paths.inbox / "Named")
+    engine.ingest(config.paths.inbox / "Named")
+    engine.close()
+    learnt_path = engine.classifier_path()
+    shipped = CategoryClassifier.load(engine._base_classifier())
+    corpus = load_corpus()
+    older = CategoryClassifier()  # "the last release's corpus": one source fewer
+    older.fit(*corpus.rows(corpus.sources != "hydrogen"))
+    older.with_examples(corpus.features[:1], corpus.categories[:1].tolist()).save(learnt_path)
+    assert not CategoryClassifier.load(learnt_path).learnt_on(shipped)
+
+    upgraded = Engine(config)
+    write_kit_folder(samples[:2], config.paths.inbox / "Next")
+    upgraded.ingest(config.paths.inbox / "Next")
+    upgraded.close()
+    relearnt = CategoryClassifier.load(upgraded.classifier_path())
+    assert relearnt.learnt_on(shipped)
+    assert relearnt.example_count == len(samples)  # the named stems, not the stale example
+
+
 def test_staging_is_emptied_for_a_renamed_kit(tmp_path, samples, make_config):
     config = make_config(tmp_path)
     write_kit_zip(samples[:3], tmp_path / "inbox" / "Kit.zip")

@@ -45,6 +45,20 @@ def test_a_stem_in_another_key_keeps_its_own_and_is_checked_by_ear():
     assert "disagrees with its kit's key A minor" in odd.reason
 
 
+def test_a_stem_read_a_fifth_off_its_kit_follows_it_but_is_still_checked_by_ear():
+    """Recorded notes' harmonics lean a stem's chroma to the dominant: alone, an A-minor
+    stem clearly reads E minor. A fifth, the relative or the parallel key of its kit's is
+    the usual misreading, so the stem follows its kit; the renderer still checks it."""
+    stems = [KeyEvidence(chroma=triad(9, 3)) for _ in range(3)] + [
+        KeyEvidence(chroma=triad(4, 3))]
+    alone = resolve_keys(stems[3:])[0]
+    assert alone.key == "E minor"
+    odd = resolve_keys(stems)[3]
+    assert odd.key == "A minor" and odd.source == "kit"
+    assert not odd.trusted and odd.confidence < KEY_TRUST
+    assert "alone it reads E minor, a close relative" in odd.reason
+
+
 def test_names_and_the_user_lead_the_kit_key():
     audio = KeyEvidence(chroma=triad(7, 3, bass=True))  # G, tonic and fifth
     named = resolve_keys([audio, KeyEvidence(named="G major")])

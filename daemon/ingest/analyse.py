@@ -69,7 +69,9 @@ _PULSE_ONSETS = 4  # a pulse needs several hits, not one hit and its echo
 _SUSTAIN_DB = -20.0  # a loop is still this loud in its final tenth; one-shots have decayed
 #: The version of the analysis code, stored with every stem it analyses.
 #: 2: the kick-band octave check, tempo and key weighed per kit, reasons, chroma stored.
-ANALYSIS_VERSION = 2
+#: 3: categories from the corpus with Hydrogen's drum kits; a stem whose key reads a fifth,
+#: the relative or the parallel of its kit's follows the kit.
+ANALYSIS_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,13 @@ class CategoryClassifier:
         """How many of the user's named stems the classifier has learnt from."""
         return 0 if self._examples is None else len(self._examples[1])
 
+    def learnt_on(self, other: CategoryClassifier) -> bool:
+        """Whether this classifier's base training set is `other`'s (a library classifier
+        learnt on the corpus an earlier release shipped is not the current one's)."""
+        return (self._base is not None and other._base is not None
+                and np.array_equal(self._base[1], other._base[1])
+                and np.array_equal(self._base[0], other._base[0]))
+
     def fit(self, features: np.ndarray, categories: list[str]) -> None:
         """Train on the base set: ``(n, d)`` `features` labelled with `categories`.
 
