@@ -311,8 +311,18 @@ def drum_hit_phrases(kit: int, notes: dict[int, str], velocities: tuple[int, ...
             for note, label in notes.items() for velocity in velocities]
 
 
+#: Parts a top loop (a drum loop without kick or snare: hats, shakers, hand drums) draws two
+#: or three from: GM note and its sixteenth steps in a bar (None: seven drawn at random).
+_TOP_PARTS = ((42, tuple(range(0, 16, 2))), (42, tuple(range(16))), (44, (0, 4, 8, 12)),
+              (46, (2, 6, 10, 14)), (54, tuple(range(16))), (54, (4, 12)),
+              (69, tuple(range(16))), (70, tuple(range(0, 16, 2))), (62, None), (63, None),
+              (51, tuple(range(0, 16, 2))))
+_TOP_LOOPS = 3  # per kit
+
+
 def drum_loop_phrases(kit: int, *, seed: int) -> list[Phrase]:
-    """Two-bar grooves (kick, snare or clap, closed or open hats) at 85-175 BPM."""
+    """Two-bar grooves (kick, snare or clap, closed or open hats) at 85-175 BPM, and top
+    loops (`_TOP_PARTS`) at 85-175 BPM."""
     rng = np.random.default_rng([seed, kit, 35])
     phrases = []
     for index, (name, (kicks, snares, hats)) in enumerate(_GROOVES.items()):
@@ -326,4 +336,15 @@ def drum_loop_phrases(kit: int, *, seed: int) -> list[Phrase]:
         end = max(note.start_s + note.length_s for note in notes)
         phrases.append(Phrase(f"kit{kit:03d}-loop{index}", "drum_loop", tuple(notes),
                               tail_s=32 * step - end))  # exactly two bars long
+    for index in range(_TOP_LOOPS):
+        step = 60.0 / rng.uniform(85, 175) / 4
+        notes = []
+        for part in rng.choice(len(_TOP_PARTS), size=int(rng.integers(2, 4)), replace=False):
+            pitch, steps = _TOP_PARTS[part]
+            steps = steps or tuple(np.sort(rng.choice(16, size=7, replace=False)))
+            notes += [Note((bar * 16 + s) * step, step, pitch, int(rng.integers(60, 120)))
+                      for bar in range(2) for s in steps]
+        end = max(note.start_s + note.length_s for note in notes)
+        phrases.append(Phrase(f"kit{kit:03d}-top{index}", "drum_loop", tuple(notes),
+                              tail_s=32 * step - end))
     return phrases
