@@ -229,7 +229,7 @@ def _pad(tonic: int, mode: str, bars: int, rng) -> Iterator[Note]:
 def render_kit(spec: Spec, stems: list[Stem]) -> dict[str, np.ndarray]:
     """Render every stem in its own time slot with one FluidSynth run; file name → (2, n)."""
     beat_s = 60.0 / spec.bpm
-    starts = np.cumsum([0.0] + [stem.beats * beat_s + _SLOT_GAP_S for stem in stems[:-1]])
+    starts = slot_starts(stems, beat_s)
     font = BANKS[spec.bank][0]
     with tempfile.TemporaryDirectory(prefix="traum-real-") as tmp:
         midi, wav = Path(tmp) / "kit.mid", Path(tmp) / "kit.wav"
@@ -238,17 +238,30 @@ def render_kit(spec: Spec, stems: list[Stem]) -> dict[str, np.ndarray]:
                         "-r", str(RATE), "-O", "float", "-T", "wav", "-F", str(wav),
                         str(font), str(midi)], check=True, capture_output=True, timeout=600)
         audio, _ = sf.read(wav, dtype="float32", always_2d=True)
-    audio = np.pad(audio.T, ((0, 0), (0, round(_SLOT_GAP_S * RATE))))
+    return cut_stems(audio.T, stems, starts, beat_s)
+
+
+def slot_starts(stems: list[Stem], beat_s: float) -> np.ndarray:
+    """Seconds at which each stem's slot starts: its length, then `_SLOT_GAP_S` of silence."""
+    return np.cumsum([0.0] + [stem.beats * beat_s + _SLOT_GAP_S for stem in stems[:-1]])
+
+
+def cut_stems(audio: np.ndarray, stems: list[Stem], starts: np.ndarray, beat_s: float
+              ) -> dict[str, np.ndarray]:
+    """The files of ``(2, n)`` `audio` rendered slot by slot: a loop is its slot's bars with
+    the release after them (never the next slot) added onto its start, a one-shot its slot
+    trimmed to what sounds."""
+    audio = np.pad(audio, ((0, 0), (0, round(_SLOT_GAP_S * RATE))))
+    firsts = [round(start * RATE) for start in starts]
     files = {}
-    for stem, start in zip(stems, starts):
-        first = round(start * RATE)
+    for stem, first, end in zip(stems, firsts, firsts[1:] + [audio.shape[1]]):
         length = round(stem.beats * beat_s * RATE)
-        if stem.kind == "loop":  # the release wraps round to the start: a seamless loop
+        if stem.kind == "loop":
             clip = audio[:, first:first + length].copy()
-            tail = audio[:, first + length:first + 2 * length]
+            tail = audio[:, first + length:min(first + 2 * length, end)]
             clip[:, :tail.shape[1]] += tail
         else:
-            clip = _trimmed(audio[:, first:first + length + round(_SLOT_GAP_S * RATE)])
+            clip = _trimmed(audio[:, first:end])
         files[stem.name] = clip
     return files
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import require_system_path
 
@@ -36,6 +37,25 @@ def test_every_tonal_note_is_in_the_kit_key_and_every_loop_fits_its_bars(spec) -
             assert all(0 <= note.start < stem.beats for note in stem.notes)
     loops = [stem for stem in stems if stem.kind == "loop"]
     assert sorted(stem.category for stem in loops) == sorted(("drum_loop", "drum_loop", *_TONAL))
+
+
+def test_each_file_holds_only_its_own_slot() -> None:
+    """Slot k of a stand-in render sounds the value k + 1 while its notes play and its
+    release rings, then falls silent: no file may hold another slot's value."""
+    spec = real_kits.kit_specs(1, seed=3)[0]
+    stems = real_kits.kit_stems(spec)
+    beat_s = 60.0 / spec.bpm
+    starts = real_kits.slot_starts(stems, beat_s)
+    release = round(0.5 * real_kits.RATE)  # shorter than the silence between slots
+    audio = np.zeros((2, round((starts[-1] + stems[-1].beats * beat_s) * real_kits.RATE)))
+    for index, (stem, start) in enumerate(zip(stems, starts)):
+        first = round(start * real_kits.RATE)
+        audio[:, first:first + round(stem.beats * beat_s * real_kits.RATE) + release] = (
+            index + 1)
+    files = real_kits.cut_stems(audio, stems, starts, beat_s)
+    for index, stem in enumerate(stems):
+        assert set(np.unique(files[stem.name])) <= {float(index + 1), 2.0 * (index + 1)}, (
+            stem.name)  # its own value, or its own release folded onto its start
 
 
 def test_loops_are_cut_to_exactly_their_bars_and_one_shots_are_heard(monkeypatch) -> None:

@@ -35,7 +35,7 @@ _NAMED_VOTE, _USER_VOTE = 2.0, 3.0
 # kits, rounded down for recordings (a kit key: 0.99 synthesised).
 _AGREES, _AGREES_WITH_ONE, _FOLLOWS, _DISAGREES = 0.9, 0.8, 0.7, 0.3
 #: A stem beyond `FOLLOW_MARGIN` whose key is a close relative of its kit's follows the kit:
-#: right 25 of 27 times on recorded-instrument kits (bench/real_kits.py, seeds 100-101), but
+#: right 24 of 26 times on recorded-instrument kits (bench/real_kits.py, seeds 100-101), but
 #: it rests on the relation, not on a fit, so the renderer still checks it by ear.
 _FOLLOWS_RELATED = 0.5
 _NAME_CONFIDENCE = 0.95
