@@ -43,7 +43,7 @@ from corpus_sources import LMMS_ROOT, Truth, lmms_ground_truth  # noqa: E402
 
 from daemon.ingest.analyse import analyse_stem  # noqa: E402
 from daemon.ingest.classify import CategoryClassifier, category_from_name  # noqa: E402
-from daemon.ingest.corpus import BASE_CORPUS, Corpus, load_corpus  # noqa: E402
+from daemon.ingest.corpus import BASE_CORPUS, load_corpus  # noqa: E402
 from daemon.ingest.features import key_chroma, prepare  # noqa: E402
 from daemon.ingest.key import estimate_key  # noqa: E402
 from daemon.ingest.probe import decode_audio  # noqa: E402
@@ -226,12 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     corpus = load_corpus()
     folds = loco.leave_one_source_out(corpus)
     report = {"classifier_load_seconds": load_seconds, "loco": loco.summary(folds),
-              "synth": measure_synth(args.kits, rules, held_out(corpus, "synth")),
+              "synth": measure_synth(args.kits, rules, loco.held_out(corpus, "synth")),
               "chords_24_keys": measure_chords(),
               "kits": kit_accuracy.measure(len(kit_accuracy.SPECS),
-                                           classifier=held_out(corpus, "synth"))}
+                                           classifier=loco.held_out(corpus, "synth"))}
     if LMMS_ROOT.is_dir():
-        without_lmms = held_out(corpus, "lmms")
+        without_lmms = loco.held_out(corpus, "lmms")
         report["lmms"] = measure_lmms(rules, without_lmms)
         report["lmms"].update(measure_lmms_learning(rules, without_lmms))
     if args.json:
@@ -243,13 +243,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\nloop tempo and key per kit (bench/kit_accuracy.py):")
         kit_accuracy.print_table(report["kits"])
     return 0
-
-
-def held_out(corpus: Corpus, source: str) -> CategoryClassifier:
-    """The shipped classifier's recipe trained on every corpus source except `source`."""
-    classifier = CategoryClassifier()
-    classifier.fit(*corpus.rows(corpus.sources != source))
-    return classifier
 
 
 def print_table(report: dict) -> None:

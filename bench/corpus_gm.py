@@ -60,20 +60,28 @@ def render_phrases(font: Path, phrases: list[Phrase], *, program: int, bank: int
     Clips that come out silent (a program or note the font lacks) are left out.
     """
     starts = np.cumsum([0.0] + [phrase.length_s + _GAP_S for phrase in phrases[:-1]])
-    with tempfile.TemporaryDirectory(prefix="traum-gm-") as tmp:
-        midi, wav = Path(tmp) / "phrases.mid", Path(tmp) / "phrases.wav"
-        _midi_file(phrases, starts, program=program, bank=bank, channel=channel).save(midi)
-        subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.5",
-                        "-r", str(RENDER_RATE), "-O", "float", "-T", "wav", "-F", str(wav),
-                        str(font), str(midi)], check=True, capture_output=True, timeout=600)
-        audio, _ = sf.read(wav, dtype="float32", always_2d=True)
+    audio = play_midi(font, _midi_file(phrases, starts, program=program, bank=bank,
+                                       channel=channel), gain=0.5)
     clips = []
     for phrase, start in zip(phrases, starts):
         first = round(start * RENDER_RATE)
-        clip = _trimmed(audio[first:first + round(phrase.length_s * RENDER_RATE)].T)
+        clip = trimmed(audio[first:first + round(phrase.length_s * RENDER_RATE)].T)
         if clip is not None:
             clips.append((phrase, clip))
     return clips
+
+
+def play_midi(font: Path, midi: mido.MidiFile, *, gain: float) -> np.ndarray:
+    """`midi` played by FluidSynth from `font`, dry (reverb and chorus off), at `gain`:
+    ``(n, 2)`` float32 at `RENDER_RATE`."""
+    with tempfile.TemporaryDirectory(prefix="traum-gm-") as tmp:
+        path, wav = Path(tmp) / "play.mid", Path(tmp) / "play.wav"
+        midi.save(path)
+        subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", str(gain),
+                        "-r", str(RENDER_RATE), "-O", "float", "-T", "wav", "-F", str(wav),
+                        str(font), str(path)], check=True, capture_output=True, timeout=600)
+        audio, _ = sf.read(wav, dtype="float32", always_2d=True)
+    return audio
 
 
 def _midi_file(phrases: list[Phrase], starts: np.ndarray, *, program: int, bank: int,
@@ -87,14 +95,20 @@ def _midi_file(phrases: list[Phrase], starts: np.ndarray, *, program: int, bank:
             events.append((on + note.length_s, 0, mido.Message("note_off", channel=channel,
                                                                note=note.pitch)))
         events.extend(_bend_events(phrase, start, channel))
-    track = mido.MidiTrack([
-        mido.MetaMessage("set_tempo", tempo=500_000),  # 120 BPM: 960 ticks per second
+    return midi_from_events([
         mido.Message("control_change", channel=channel, control=0, value=bank >> 7 & 127),
         mido.Message("control_change", channel=channel, control=32, value=bank & 127),
         mido.Message("program_change", channel=channel, program=program),
         *[mido.Message("control_change", channel=channel, control=control, value=value)
           for control, value in ((101, 0), (100, 0), (6, _BEND_RANGE), (38, 0))],
-    ])
+    ], events)
+
+
+def midi_from_events(setup: list[mido.Message], events: list[tuple[float, int, mido.Message]]
+                     ) -> mido.MidiFile:
+    """A one-track MIDI file at 120 BPM (960 ticks a second): the `setup` messages at the
+    start, then `events` ``(seconds, order, message)`` in time order, ties by `order`."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000), *setup])
     now = 0
     for seconds, _, message in sorted(events, key=lambda event: event[:2]):
         tick = round(seconds * _TICKS_PER_SECOND)
@@ -118,7 +132,7 @@ def _bend_events(phrase: Phrase, start: float, channel: int) -> list:
                                                                pitch=0))]
 
 
-def _trimmed(clip: np.ndarray) -> np.ndarray | None:
+def trimmed(clip: np.ndarray) -> np.ndarray | None:
     """`clip` ``(2, n)`` without the leading and trailing stretches below `_TRIM_DB`."""
     level = np.abs(clip).max(axis=0)
     if level.size == 0 or level.max() < 1e-4:  # -80 dBFS: nothing was played

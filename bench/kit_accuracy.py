@@ -26,6 +26,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+from loco import held_out
 from threadpoolctl import threadpool_limits
 
 from daemon.compose.rules import load_rules
@@ -89,10 +90,7 @@ def _updated(record: StemRecord, columns: dict) -> StemRecord:
 def without_synth() -> CategoryClassifier:
     """The shipped classifier's recipe trained on every corpus source but the synthesiser:
     the kits measured here are synthesised."""
-    corpus = load_corpus()
-    classifier = CategoryClassifier()
-    classifier.fit(*corpus.rows(corpus.sources != "synth"))
-    return classifier
+    return held_out(load_corpus(), "synth")
 
 
 def measure(kits: int, *, first_seed: int = 1, misses: list[str] | None = None,
@@ -116,7 +114,7 @@ def measure(kits: int, *, first_seed: int = 1, misses: list[str] | None = None,
         truth = {s.name: s for s in samples}
         for name, result in results:
             if truth[name].kind == "loop":
-                tally["bpm_stem"].append(_bpm_right(result.bpm, truth[name].bpm))
+                tally["bpm_stem"].append(bpm_right(result.bpm, truth[name].bpm))
             if truth[name].key and truth[name].kind == "loop":
                 tally["key_stem"].append(mirex_key_score(result.key, truth[name].key))
         for hinted, label in ((False, "bpm_kit_plain"), (True, "bpm_kit_genre")):
@@ -124,7 +122,7 @@ def measure(kits: int, *, first_seed: int = 1, misses: list[str] | None = None,
             for record in settled:
                 sample = truth[record.rel_path]
                 if sample.kind == "loop":
-                    tally[label].append(_bpm_right(record.bpm, sample.bpm))
+                    tally[label].append(bpm_right(record.bpm, sample.bpm))
                     if misses is not None and not tally[label][-1]:
                         misses.append(f"{label} {record.kit}: {sample.category} {sample.name} "
                                       f"true {sample.bpm:g}, got {record.bpm} "
@@ -139,7 +137,8 @@ def measure(kits: int, *, first_seed: int = 1, misses: list[str] | None = None,
             for name, values in tally.items()}
 
 
-def _bpm_right(estimate: float | None, truth: float) -> bool:
+def bpm_right(estimate: float | None, truth: float) -> bool:
+    """Whether a loop's tempo is within 1 BPM of the truth (None: no tempo, wrong)."""
     return estimate is not None and abs(estimate - truth) <= 1.0
 
 

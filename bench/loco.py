@@ -59,12 +59,18 @@ def _grouped(categories: np.ndarray) -> np.ndarray:
     return np.where(np.isin(categories, ("tom", "perc")), "tom/perc", categories)
 
 
+def held_out(corpus: Corpus, source: str) -> CategoryClassifier:
+    """The shipped classifier's recipe trained on every corpus source except `source`."""
+    classifier = CategoryClassifier()
+    classifier.fit(*corpus.rows(corpus.sources != source))
+    return classifier
+
+
 def leave_one_source_out(corpus: Corpus) -> list[Fold]:
     """One `Fold` per source, in the order the sources first appear in the table."""
     folds = []
     for source in dict.fromkeys(corpus.sources.tolist()):
-        classifier = CategoryClassifier()
-        classifier.fit(*corpus.rows(corpus.sources != source))
+        classifier = held_out(corpus, source)
         tested = (corpus.sources == source) & (corpus.variants == 0)
         predicted = [classifier.predict(vector)[0] for vector in corpus.features[tested]]
         folds.append(Fold(source, corpus.file_ids[tested], corpus.categories[tested],

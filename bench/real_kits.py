@@ -28,23 +28,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mido
 import numpy as np
-import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kit_accuracy import SPECS, mirex_key_score, settle  # noqa: E402
+from corpus_gm import RENDER_RATE as RATE  # noqa: E402
+from corpus_gm import midi_from_events, play_midi, trimmed  # noqa: E402
+from kit_accuracy import SPECS, bpm_right, mirex_key_score, settle  # noqa: E402
+from loco import held_out  # noqa: E402
 
 from daemon.compose.rules import load_rules  # noqa: E402
 from daemon.ingest.analyse import analyse_stem  # noqa: E402
@@ -53,15 +53,13 @@ from daemon.ingest.corpus import BASE_CORPUS, load_corpus  # noqa: E402
 from daemon.ingest.kitpass import load_kit_rules  # noqa: E402
 from daemon.ingest.rules import load_analysis_rules  # noqa: E402
 from daemon.keys import TONICS  # noqa: E402
+from daemon.synth.music import SCALE_STEPS  # noqa: E402
 
 #: Bank name → (soundfont, the corpus source it descends from, None: none).
 BANKS = {"csound": (Path("/usr/share/sounds/sf2/sf_GMbank.sf2"), None),
          "musescore": (Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"), "fluidr3")}
-RATE = 44100
-_TICKS_PER_SECOND = 960  # 480 ticks a beat at 120 BPM (the file's tempo)
 _SLOT_GAP_S = 3.0  # silence after each stem in the render: its release dies out there
 DRUM_CHANNEL = 9
-_STEPS = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 #: Chord roots (scale degrees) one a bar: i-VI-III-VII and I-V-vi-IV.
 _PROGRESSION = {"minor": (0, 5, 2, 6), "major": (0, 4, 5, 3)}
 #: GM programs (0-based) a kit draws each tonal part from.
@@ -146,7 +144,7 @@ def kit_stems(spec: Spec) -> list[Stem]:
 
 
 def _scale(tonic: int, mode: str, degree: int, octave: int) -> int:
-    return 12 * (octave + 1) + tonic + 12 * (degree // 7) + _STEPS[mode][degree % 7]
+    return 12 * (octave + 1) + tonic + 12 * (degree // 7) + SCALE_STEPS[mode][degree % 7]
 
 
 def _roots(mode: str, bars: int) -> list[int]:
@@ -230,14 +228,7 @@ def render_kit(spec: Spec, stems: list[Stem]) -> dict[str, np.ndarray]:
     """Render every stem in its own time slot with one FluidSynth run; file name → (2, n)."""
     beat_s = 60.0 / spec.bpm
     starts = slot_starts(stems, beat_s)
-    font = BANKS[spec.bank][0]
-    with tempfile.TemporaryDirectory(prefix="traum-real-") as tmp:
-        midi, wav = Path(tmp) / "kit.mid", Path(tmp) / "kit.wav"
-        _midi(stems, starts, beat_s).save(midi)
-        subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.6",
-                        "-r", str(RATE), "-O", "float", "-T", "wav", "-F", str(wav),
-                        str(font), str(midi)], check=True, capture_output=True, timeout=600)
-        audio, _ = sf.read(wav, dtype="float32", always_2d=True)
+    audio = play_midi(BANKS[spec.bank][0], _midi(stems, starts, beat_s), gain=0.6)
     return cut_stems(audio.T, stems, starts, beat_s)
 
 
@@ -261,13 +252,14 @@ def cut_stems(audio: np.ndarray, stems: list[Stem], starts: np.ndarray, beat_s: 
             tail = audio[:, first + length:min(first + 2 * length, end)]
             clip[:, :tail.shape[1]] += tail
         else:
-            clip = _trimmed(audio[:, first:end])
+            clip = trimmed(audio[:, first:end])
+            if clip is None:
+                raise RuntimeError(f"{stem.name}: the bank played nothing for this one-shot")
         files[stem.name] = clip
     return files
 
 
 def _midi(stems: list[Stem], starts: np.ndarray, beat_s: float) -> mido.MidiFile:
-    setup = [mido.MetaMessage("set_tempo", tempo=500_000)]
     events = []  # (seconds, order, message): note-offs sort before note-ons at one time
     for stem, start in zip(stems, starts):
         bank = 128 if stem.channel == DRUM_CHANNEL else 0
@@ -283,34 +275,14 @@ def _midi(stems: list[Stem], starts: np.ndarray, beat_s: float) -> mido.MidiFile
                                                note=note.pitch, velocity=note.velocity)))
             events.append((on + note.length * beat_s, 1, mido.Message(
                 "note_off", channel=stem.channel, note=note.pitch)))
-    track, now = mido.MidiTrack(setup), 0
-    for seconds, _, message in sorted(events, key=lambda event: event[:2]):
-        tick = round(seconds * _TICKS_PER_SECOND)
-        track.append(message.copy(time=tick - now))
-        now = tick
-    midi = mido.MidiFile(ticks_per_beat=480)
-    midi.tracks.append(track)
-    return midi
-
-
-def _trimmed(clip: np.ndarray) -> np.ndarray:
-    """A one-shot from its first to its last sample within 60 dB of its peak."""
-    level = np.abs(clip).max(axis=0)
-    loud = np.flatnonzero(level >= level.max() * 1e-3)
-    return np.ascontiguousarray(clip[:, loud[0]:loud[-1] + 1])
+    return midi_from_events([], events)
 
 
 def classifiers() -> dict[str, CategoryClassifier]:
     """Bank → the classifier its kits are read with (see the module docstring)."""
     corpus, shipped = load_corpus(), CategoryClassifier.load(BASE_CORPUS)
-    chosen = {}
-    for bank, (_, ancestor) in BANKS.items():
-        if ancestor is None:
-            chosen[bank] = shipped
-        else:
-            chosen[bank] = CategoryClassifier()
-            chosen[bank].fit(*corpus.rows(corpus.sources != ancestor))
-    return chosen
+    return {bank: shipped if ancestor is None else held_out(corpus, ancestor)
+            for bank, (_, ancestor) in BANKS.items()}
 
 
 def measure(kits: int, *, seed: int = 1, misses: list[str] | None = None) -> dict:
@@ -336,7 +308,7 @@ def measure(kits: int, *, seed: int = 1, misses: list[str] | None = None) -> dic
             if stem.kind == "oneshot" and stem.category != "bass":
                 marks["drum_oneshots"].append(result.category == stem.category)
             if stem.kind == "loop":
-                marks["bpm_stem"].append(_bpm_right(result.bpm, spec.bpm))
+                marks["bpm_stem"].append(bpm_right(result.bpm, spec.bpm))
             if stem.kind == "loop" and stem.category != "drum_loop":
                 marks["key_stem"].append(mirex_key_score(result.key, spec.key))
             if misses is not None and result.category != stem.category:
@@ -346,7 +318,7 @@ def measure(kits: int, *, seed: int = 1, misses: list[str] | None = None) -> dic
             stem = truth[record.rel_path]
             if stem.kind != "loop":
                 continue
-            marks["bpm_kit"].append(_bpm_right(record.bpm, spec.bpm))
+            marks["bpm_kit"].append(bpm_right(record.bpm, spec.bpm))
             if misses is not None and not marks["bpm_kit"][-1]:
                 misses.append(f"{spec.bank} kit {spec.index}: {stem.category} loop "
                               f"{record.rel_path} true {spec.bpm:g} BPM, got {record.bpm}")
@@ -360,10 +332,6 @@ def measure(kits: int, *, seed: int = 1, misses: list[str] | None = None) -> dic
                 tally[bank][name] += values
     return {bank: {name: (float(np.mean(values)) if values else None, len(values))
                    for name, values in measures.items()} for bank, measures in tally.items()}
-
-
-def _bpm_right(estimate: float | None, truth: float) -> bool:
-    return estimate is not None and abs(estimate - truth) <= 1.0
 
 
 def print_table(report: dict) -> None:

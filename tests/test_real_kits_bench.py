@@ -10,6 +10,7 @@ import pytest
 from conftest import require_system_path
 
 from daemon.keys import TONICS
+from daemon.synth.music import SCALE_STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -22,7 +23,7 @@ _TONAL = ("bass", "chord", "arp", "lead", "pad")
 @pytest.mark.parametrize("spec", real_kits.kit_specs(6, seed=3), ids=lambda spec: str(spec.index))
 def test_every_tonal_note_is_in_the_kit_key_and_every_loop_fits_its_bars(spec) -> None:
     tonic_name, mode = spec.key.split()
-    scale = {(TONICS.index(tonic_name) + step) % 12 for step in real_kits._STEPS[mode]}
+    scale = {(TONICS.index(tonic_name) + step) % 12 for step in SCALE_STEPS[mode]}
     stems = real_kits.kit_stems(spec)
     assert len({stem.name for stem in stems}) == len(stems)
     assert all(stem.name.startswith("Audio 1-") for stem in stems)  # no hint in a name

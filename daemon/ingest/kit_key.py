@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from daemon.ingest.key import best_key_index, estimate_key
-from daemon.keys import format_key, key_scores, parse_key
+from daemon.keys import format_key, key_scores, parse_key, relative_key
 
 #: A stem follows its kit's key when that key's correlation is within this of its own
 #: best: parallel, relative and fifth confusions score that close (tuning kits, seeds
@@ -148,8 +148,7 @@ def _related(key: str, other: str) -> bool:
     (tonic, mode), (other_tonic, other_mode) = parse_key(key), parse_key(other)
     if mode == other_mode:
         return (tonic - other_tonic) % 12 in (5, 7)
-    minor_tonic, major_tonic = (tonic, other_tonic) if mode == "minor" else (other_tonic, tonic)
-    return (minor_tonic - major_tonic) % 12 in (0, 9)
+    return tonic == other_tonic or relative_key(tonic, mode) == (other_tonic, other_mode)
 
 
 def _alone(choice: KeyChoice) -> KeyChoice:
