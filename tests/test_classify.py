@@ -325,7 +325,7 @@ def test_lmms_audio_alone_learning_from_named_stems(rules, lmms_samples) -> None
     bench = _load_bench()
     truths = bench.lmms_ground_truth(lmms_samples)
     vectors = bench.lmms_vectors(truths, lmms_samples)
-    without_lmms = bench.held_out(load_corpus(), "lmms")
+    without_lmms = bench.loco.held_out(load_corpus(), "lmms")
     predictions = bench.cross_validate_named(without_lmms, vectors, truths, rules)
     right = sum(truth.category == guess for truth, guess in zip(truths, predictions))
     # Measured 0.656 (the corpus without lmms alone: 0.600; the synthesised bootstrap
