@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from daemon.errors import PlanError
-from daemon.keys import TONICS, format_key, key_fit, key_shift, parse_key, relative_key
+from daemon.keys import (
+    THIRD_HARMONIC_SHARE,
+    TONICS,
+    format_key,
+    key_fit,
+    key_shift,
+    parse_key,
+    relative_key,
+    with_fundamentals,
+)
 
 
 def test_canonical_text_round_trips_every_key():
@@ -58,3 +68,11 @@ def test_key_fit_scores_same_above_relative_above_each_semitone_of_shift(stem_ke
 def test_key_fit_refuses_malformed_keys():
     with pytest.raises(PlanError):
         key_fit("Am", "A minor")
+
+
+def test_a_pitch_class_lends_weight_to_its_possible_fundamental_a_fifth_below():
+    e_only = np.zeros(12)
+    e_only[4] = 1.0  # E: the third harmonic of an A
+    lent = with_fundamentals(e_only)
+    assert lent[9] == pytest.approx(THIRD_HARMONIC_SHARE)  # A, a fifth below
+    assert lent[4] == 1.0 and np.count_nonzero(lent) == 2

@@ -75,6 +75,18 @@ def test_a_genre_word_in_the_kit_name_settles_an_octave_the_audio_cannot(rules):
     assert {c.bpm for c in resolve_tempi(loops, named)} == {90.0}
 
 
+def test_a_drum_loop_that_settled_the_octave_outweighs_the_preferred_range():
+    # Recorded at 78 BPM, 2 bars: the tonal loops' eighths read 156, inside every category's
+    # preferred 100-160; the groove's backbeat settled 78. The range is a tie-break only.
+    two_bars = 2 * 240 / 78.0
+    tonal = [LoopEvidence(duration=two_bars, pulse_bpm=156.0, pulse_confidence=confidence)
+             for confidence in (0.23, 0.17, 0.30)]
+    groove = LoopEvidence(duration=two_bars, pulse_bpm=78.0, pulse_confidence=0.18,
+                          pulse_kicks=True)
+    assert {c.bpm for c in resolve_tempi(tonal)} == {156.0}
+    assert {c.bpm for c in resolve_tempi([*tonal, groove])} == {78.0}
+
+
 # --- the evidence rules -----------------------------------------------------------------
 
 def test_the_length_decides_between_a_misread_and_its_whole_bars():

@@ -71,7 +71,9 @@ _SUSTAIN_DB = -20.0  # a loop is still this loud in its final tenth; one-shots h
 #: 2: the kick-band octave check, tempo and key weighed per kit, reasons, chroma stored.
 #: 3: categories from the corpus with Hydrogen's drum kits; a stem whose key reads a fifth,
 #: the relative or the parallel of its kit's follows the kit.
-ANALYSIS_VERSION = 3
+#: 4: a drum loop's backbeat settles its octave and only drum loops settle one; a kit's key
+#: counts each pitch class's possible fundamental a fifth below.
+ANALYSIS_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ class AnalysisResult:
     # audio pulse (`tempo.Pulse`) and the summed chroma (12 pitch classes from C).
     pulse_bpm: float | None = None
     pulse_confidence: float = 0.0
-    pulse_kicks: bool = False  # the kick band settled the pulse's octave
+    pulse_kicks: bool = False  # the drums (backbeat or kick band) settled the pulse's octave
     chroma: np.ndarray | None = field(default=None, compare=False, repr=False)
     bpm_reason: str = ""  # why the tempo is uncertain, in words ("" when it is not)
     key_trusted: bool = False  # False: the renderer should check the key by ear
@@ -234,7 +236,7 @@ def _kind_and_tempo(prepared: Prepared, *, name: str, rule: CategoryRule,
                     ) -> tuple[str, TempoChoice, Pulse]:
     """Kind, tempo and the audio pulse it was read from."""
     measured = measure_pulse(y=prepared.mono, sample_rate=ANALYSIS_RATE,
-                             min_bpm=LOOP_MIN_BPM, max_bpm=LOOP_MAX_BPM)
+                             min_bpm=LOOP_MIN_BPM, max_bpm=LOOP_MAX_BPM, drums=rule.percussive)
     audio_bpm, confidence = measured.bpm, measured.confidence
     pulse = Pulse(round(audio_bpm, 3), round(confidence, 4), measured.kicks)
     onsets = prepared.descriptors["onset_rate"] * prepared.descriptors["duration_s"]

@@ -7,7 +7,8 @@ lack. `resolve_tempi` scores every plausible tempo against all of it:
 - the audio pulse (`tempo.measure_pulse`), which may read an octave, 3:2, 4:3 or 5:4 off;
 - tempo tokens in file and folder names, and the user's own correction;
 - a BPM or a genre word in the kit's name (the genre's tempo range from ``rules/genres``);
-- the category's preferred range, the tie-break between whole-bar tempi an octave apart.
+- the category's preferred range, the tie-break between whole-bar tempi an octave apart
+  while no drum loop settled the octave.
 
 A 4-bar loop at 140 whose pulse reads 175 (5 bars) is outvoted by the kit's other loops
 and by the preferred bar count. Loops no tempo explains form a second tempo (a kit that
@@ -44,7 +45,7 @@ _MAX_BARS = 32
 _PREFERRED_BARS, _OTHER_BARS = 0.6, 0.2
 #: How a pulse reading at `ratio` times a tempo supports that tempo: the same 1.0; 3:2, 4:3,
 #: 5:4 misreads little; an octave off (hats in eighths) nearly as much as the same when the
-#: kick band could not settle the octave, half as much when it did.
+#: drums could not settle the octave, half as much when they did.
 _RELATIONS = ((1.0, 1.0), (2.0, 0.95), (0.5, 0.95), (1.5, 0.1), (2 / 3, 0.1), (4 / 3, 0.1),
               (0.75, 0.1), (1.25, 0.1), (0.8, 0.1))
 #: Pulse / tempo ratios a loop's pulse may show: the tempo, an octave, 3:2, 4:3, 5:4.
@@ -66,7 +67,7 @@ _ONE_LOOP = "only loop of its kit: no kit consensus"
 class LoopEvidence:
     """What one loop says about its tempo.
 
-    `pulse_bpm`, `pulse_confidence` and `pulse_kicks` (the kick band settled the octave)
+    `pulse_bpm`, `pulse_confidence` and `pulse_kicks` (the drums settled the octave)
     come from `tempo.measure_pulse`; `named_bpm` and
     `bare_bpm` from its file and folder names (`tempo.name_tempi`); `user_bpm` is a
     correction (``traum fix``); `preferred` is its category's ``bpm_range``.
@@ -119,7 +120,7 @@ def choose_loop_tempo(*, name: str, duration: float, audio_bpm: float,
                       audio_confidence: float, preferred: tuple[float, float],
                       kicks: bool = False) -> TempoChoice:
     """The tempo of one loop on its own evidence (`resolve_tempi` of a kit of one): its
-    name, its length and its audio pulse (`kicks`: the kick band settled its octave)."""
+    name, its length and its audio pulse (`kicks`: the drums settled its octave)."""
     evidence = LoopEvidence.from_name(name, duration=duration, pulse_bpm=audio_bpm,
                                       pulse_confidence=audio_confidence, pulse_kicks=kicks,
                                       preferred=preferred)
@@ -170,7 +171,10 @@ def _best_tempo(loops: list[LoopEvidence], hints: KitTempoHints,
     candidates = _candidates(loops, hints, bounds)
     if candidates.size == 0:
         return None
-    total = sum(_loop_scores(loop, candidates) for loop in loops)
+    # The preferred range breaks ties between tempi an octave apart; once the drums of a
+    # loop settled the octave there is none to break.
+    tie_break = not any(loop.pulse_kicks and loop.strength > 0 for loop in loops)
+    total = sum(_loop_scores(loop, candidates, tie_break=tie_break) for loop in loops)
     total = total + _hint_scores(hints, candidates, count=len(loops))
     if not np.any(total > 0):
         return None
@@ -192,8 +196,9 @@ def _candidates(loops: list[LoopEvidence], hints: KitTempoHints,
     return np.unique(np.round(values[(values >= bounds[0]) & (values <= bounds[1])], 3))
 
 
-def _loop_scores(loop: LoopEvidence, tempi: np.ndarray) -> np.ndarray:
-    """One loop's support for each tempo (see the module docstring)."""
+def _loop_scores(loop: LoopEvidence, tempi: np.ndarray, *, tie_break: bool) -> np.ndarray:
+    """One loop's support for each tempo (see the module docstring); `tie_break` adds the
+    category's preferred range."""
     if loop.user_bpm is not None:
         return _USER * _closeness(tempi, loop.user_bpm, LENGTH_TOLERANCE)
     if loop.named_bpm is not None:
@@ -203,7 +208,7 @@ def _loop_scores(loop: LoopEvidence, tempi: np.ndarray) -> np.ndarray:
     if loop.bare_bpm is not None:  # kit numbering looks alike: only with the length
         score += _BARE * _closeness(tempi, loop.bare_bpm, LENGTH_TOLERANCE) * (length > 0)
     in_range = (tempi >= loop.preferred[0]) & (tempi <= loop.preferred[1])
-    return score + _PREFERRED * in_range
+    return score + _PREFERRED * in_range * tie_break
 
 
 def _hint_scores(hints: KitTempoHints, tempi: np.ndarray, *, count: int) -> np.ndarray:

@@ -6,7 +6,8 @@ harmonics: the magnitude of the envelope's Fourier transform, summed over harmon
 transform is zero-padded until neighbouring bins are a twentieth of a peak's width apart
 and the best bin is refined by parabolic interpolation, so clean material lands within
 0.01-0.1 % of the true tempo (the renderer re-estimates its mixes with it).
-`measure_pulse` adds the kick band's word on the octave for loops. Weighing these readings
+`measure_pulse` adds the drums' word on the octave for drum loops (their backbeat, else the
+kick band). Weighing these readings
 against each other, for one loop or a whole kit, is `daemon.ingest.kit_tempo`'s work.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from daemon.ingest.backbeat import backbeat_tempo
 from daemon.ingest.features import ANALYSIS_RATE, Spectrum, compute_spectrum, onset_strength
 from daemon.ingest.features import to_analysis_rate as _to_analysis_rate
 
@@ -27,15 +29,16 @@ BEATS_PER_BAR = 4
 LOOP_BARS = (1, 2, 4, 8, 16)
 #: Loop tempi outside this range are implausible for sample-pack loops.
 LOOP_MIN_BPM, LOOP_MAX_BPM = 70.0, 200.0
-#: The kick band: below it sit the kick's body and the bass notes that mark the beat.
+#: The kick band: below it sits the kick's body, which marks the beat in a drum loop.
 _KICK_BAND_HZ = 150.0
-#: A kick-band pulse this coherent is a beat, not the ripple of a bass line or a pad.
+#: A kick-band pulse this coherent is a beat, not a ripple.
 _KICK_PULSE = 0.1
 #: A kick-band line at half the reading at least this strong (relative to the reading's
 #: own line) means the kicks fall on every other pulse: the pulse is the eighth notes of a
 #: beat half as fast. Synthesised loops read at double tempo score 0.6-1.2, loops read
 #: right 0-0.35 (tuning kits, seeds 500-539).
 _HALF_LINE = 0.5
+_BAR_FIT = 0.03  # a reading within 3 % of a loop's whole-bar tempo is that tempo
 
 _EXPLICIT = re.compile(r"(?<![\d.])(\d{2,3}(?:[.,]\d{1,2})?)\s*[-_ ]?\s*bpm(?![a-z])"
                        r"|bpm\s*[-_ ]?\s*(\d{2,3}(?:[.,]\d{1,2})?)(?![\d])", re.IGNORECASE)
@@ -65,7 +68,7 @@ def estimate_tempo(*, y: np.ndarray, sample_rate: int, min_bpm: float = 60.0,
     """
     if not 0 < min_bpm < max_bpm:
         raise ValueError(f"need 0 < min_bpm < max_bpm (got {min_bpm}, {max_bpm})")
-    spectrum = _tempo_spectrum(y, sample_rate)
+    spectrum = tempo_spectrum(y, sample_rate)
     envelope = onset_strength(spectrum=spectrum)
     return tempo_from_envelope(envelope=envelope, frame_rate=spectrum.frame_rate,
                                min_bpm=min_bpm, max_bpm=max_bpm)
@@ -74,7 +77,7 @@ def estimate_tempo(*, y: np.ndarray, sample_rate: int, min_bpm: float = 60.0,
 @dataclass(frozen=True)
 class Pulse:
     """A loop's audio pulse: `bpm`, its `confidence` (see `estimate_tempo`) and whether the
-    kick band was clear enough to settle its octave (`kicks`)."""
+    drums settled its octave (`kicks`: the kick band, or a drum loop's backbeat)."""
 
     bpm: float
     confidence: float
@@ -82,32 +85,52 @@ class Pulse:
 
 
 def measure_pulse(*, y: np.ndarray, sample_rate: int, min_bpm: float = LOOP_MIN_BPM,
-                  max_bpm: float = LOOP_MAX_BPM) -> Pulse:
-    """The pulse of a loop: `estimate_tempo`, then halved when the kicks say so.
+                  max_bpm: float = LOOP_MAX_BPM, drums: bool = False) -> Pulse:
+    """The pulse of a loop: `estimate_tempo`, then its octave settled by the drums.
 
     Offbeat hats and eighth-note bass lines make the onsets of a slow groove pulse twice
-    per beat, and the pulse alone reads 85 BPM as 170. The kicks (and bass notes) mark the
-    beat: when the kick band repeats at half the reading about as strongly as at the
-    reading, the reading was the eighth notes. Without a clear kick-band pulse the octave
-    stays open (`Pulse.kicks` is False); `bpm` is halved only while it stays >= `min_bpm`.
+    per beat, and the pulse alone reads 85 BPM as 170. Only a drum loop (`drums`) settles
+    the octave: by its backbeat, when its snare falls on beats 2 and 4 at the reading, its
+    half or its double (`daemon.ingest.backbeat`), else by its kicks: when the kick band
+    repeats at half the reading about as strongly as at the reading, the reading was the
+    eighth notes. A bass line's own eighths fill that band too, so tonal loops leave the
+    octave open (`Pulse.kicks` is False), as does a drum loop with neither cue; `bpm`
+    stays within the bounds.
     """
     if not 0 < min_bpm < max_bpm:
         raise ValueError(f"need 0 < min_bpm < max_bpm (got {min_bpm}, {max_bpm})")
-    spectrum = _tempo_spectrum(y, sample_rate)
+    spectrum = tempo_spectrum(y, sample_rate)
     bpm, confidence = tempo_from_envelope(envelope=onset_strength(spectrum=spectrum),
                                           frame_rate=spectrum.frame_rate, min_bpm=min_bpm,
                                           max_bpm=max_bpm)
+    if drums and confidence > 0:
+        duration = np.asarray(y).shape[-1] / sample_rate
+        tempi = [_whole_bar(tempo, duration) for tempo in (bpm / 2, bpm, bpm * 2)
+                 if min_bpm / 2 <= tempo <= max_bpm]
+        settled = backbeat_tempo(spectrum=spectrum, tempi=tempi)
+        if settled is not None and min_bpm <= settled <= max_bpm:
+            return Pulse(settled, confidence, True)
     bins = int(_KICK_BAND_HZ * spectrum.n_fft / spectrum.sample_rate) + 1
     kicks = onset_strength(spectrum=replace(spectrum, power=spectrum.power[:bins]))
     at_pulse = _line(kicks, spectrum.frame_rate, bpm)
-    clear = confidence > 0 and at_pulse >= _KICK_PULSE
+    clear = drums and confidence > 0 and at_pulse >= _KICK_PULSE
     if clear and bpm / 2 >= min_bpm and _line(kicks, spectrum.frame_rate, bpm / 2) >= (
             _HALF_LINE * at_pulse):
         bpm /= 2
     return Pulse(bpm, confidence, clear)
 
 
-def _tempo_spectrum(y: np.ndarray, sample_rate: int) -> Spectrum:
+def _whole_bar(tempo: float, duration: float) -> float:
+    """`tempo` moved to the nearest tempo at which `duration` is whole bars, when within 3 %
+    (the backbeat's grid must hold to a loop's last bar); else `tempo`."""
+    bars = round(duration * tempo / (BEATS_PER_BAR * 60.0))
+    exact = bars * BEATS_PER_BAR * 60.0 / duration if bars >= 1 else tempo
+    return exact if abs(exact / tempo - 1.0) < _BAR_FIT else tempo
+
+
+def tempo_spectrum(y: np.ndarray, sample_rate: int) -> Spectrum:
+    """The power spectrogram tempo is read from: mono `y` at `ANALYSIS_RATE`, a 46 ms window
+    every 5.8 ms."""
     y = _to_analysis_rate(y=np.asarray(y, dtype=np.float32).ravel(), sample_rate=sample_rate)
     return compute_spectrum(y=y, sample_rate=ANALYSIS_RATE, n_fft=_TEMPO_FFT, hop=_TEMPO_HOP)
 
