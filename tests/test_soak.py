@@ -7,6 +7,7 @@ run it.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ SOAK = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
 def test_soak_keeps_memory_fds_and_threads_flat(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("soak", SOAK)
     soak = importlib.util.module_from_spec(spec)
+    sys.modules["soak"] = soak  # its dataclasses resolve their annotations through it
     spec.loader.exec_module(soak)
     result = soak.run_soak(tmp_path, prompts=200, kits=20, warmup=10, timeout=1800.0)
     assert result.problems() == [], soak.report(result)
