@@ -103,7 +103,9 @@ def measure_pulse(*, y: np.ndarray, sample_rate: int, min_bpm: float = LOOP_MIN_
     bpm, confidence = tempo_from_envelope(envelope=onset_strength(spectrum=spectrum),
                                           frame_rate=spectrum.frame_rate, min_bpm=min_bpm,
                                           max_bpm=max_bpm)
-    if drums and confidence > 0:
+    if not drums:
+        return Pulse(bpm, confidence, False)
+    if confidence > 0:
         duration = np.asarray(y).shape[-1] / sample_rate
         tempi = [_whole_bar(tempo, duration) for tempo in (bpm / 2, bpm, bpm * 2)
                  if min_bpm / 2 <= tempo <= max_bpm]
@@ -113,7 +115,7 @@ def measure_pulse(*, y: np.ndarray, sample_rate: int, min_bpm: float = LOOP_MIN_
     bins = int(_KICK_BAND_HZ * spectrum.n_fft / spectrum.sample_rate) + 1
     kicks = onset_strength(spectrum=replace(spectrum, power=spectrum.power[:bins]))
     at_pulse = _line(kicks, spectrum.frame_rate, bpm)
-    clear = drums and confidence > 0 and at_pulse >= _KICK_PULSE
+    clear = confidence > 0 and at_pulse >= _KICK_PULSE
     if clear and bpm / 2 >= min_bpm and _line(kicks, spectrum.frame_rate, bpm / 2) >= (
             _HALF_LINE * at_pulse):
         bpm /= 2
