@@ -3,6 +3,7 @@ SQLite and on PostgreSQL (`store_helpers`)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,25 @@ def test_new_database_uses_wal_and_foreign_keys(tmp_path):
     assert db.execute_sql("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
     assert schema.read_version(db) == schema.LATEST
+
+
+def test_a_write_transaction_holds_the_write_lock_from_its_start(tmp_path):
+    # A deferred transaction that read before another connection committed could not
+    # upgrade to a write in WAL: "database is locked" at once, whatever the busy timeout.
+    db = open_database(tmp_path / "lib" / "stems.db")
+    other = sqlite3.connect(tmp_path / "lib" / "stems.db", timeout=0, isolation_level=None)
+    with revisions.transaction():
+        db.execute_sql("SELECT COUNT(*) FROM kit").fetchone()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("INSERT INTO kit (name, source_kind, status, added_at) "
+                          "VALUES ('Other', 'zip', 'complete', 1.0)")
+        db.execute_sql("INSERT INTO kit (name, source_kind, status, added_at) "
+                       "VALUES ('Mine', 'zip', 'complete', 1.0)")
+    other.execute("INSERT INTO kit (name, source_kind, status, added_at) "
+                  "VALUES ('Other', 'zip', 'complete', 1.0)")
+    assert [row[0] for row in other.execute("SELECT name FROM kit ORDER BY id")] == [
+        "Mine", "Other"]
+    other.close()
 
 
 def table_columns(db: Database, table: str) -> dict[str, bool]:

@@ -68,7 +68,12 @@ def open_database(path: Path) -> SqliteDatabase:
     forbidden, stems.db is locked beyond the busy timeout or damaged: the message points to
     ``traum doctor``), else `StoreError`.
     """
-    db = SqliteDatabase(str(path), pragmas=_PRAGMAS, check_same_thread=False)
+    # A deferred transaction that reads and then writes cannot wait for the write lock in
+    # WAL: if another connection committed since its read, SQLite refuses the upgrade at once
+    # ("database is locked") whatever the busy timeout. IMMEDIATE takes the write lock at
+    # BEGIN, where the busy timeout does wait.
+    db = SqliteDatabase(str(path), pragmas=_PRAGMAS, check_same_thread=False,
+                        lock_type="IMMEDIATE")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         db.connect(reuse_if_open=True)
