@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def analysed_pad() -> AnalysisResult:
     return AnalysisResult(
         duration=8.0, sample_rate=48000, channels=2, peak_db=-1.5, lufs=-14.25, rms_db=-16.0,
-        crest_db=14.5, kind="loop", bpm=120.0, bpm_confidence=0.75, bpm_source="length",
+        crest_db=14.5, kind="loop", kind_source="audio", bpm=120.0, bpm_confidence=0.75,
+        bpm_source="length",
         key="C major", key_confidence=0.5, key_source="audio", category="pad",
         category_confidence=0.875, category_source="audio", tags=("warm", "wide"),
         descriptors={"flux": np.float64(0.25)}, features=np.arange(6, dtype=np.float32),

@@ -89,3 +89,26 @@ def test_v5_database_trusts_its_named_keys_and_drops_cached_analyses(backend):
             stems["heard.wav"].bpm_reason) == (None, None, "")
     [kit] = queries.complete_kits()
     assert queries.item_states(kit) == {"discovered": 1}
+
+
+def test_v10_stems_read_an_unknown_kind_source_and_cached_analyses_are_dropped(backend):
+    old = write_release(backend, 10)
+    values = ", ".join([old.param] * 3)
+    old.execute_sql(
+        "INSERT INTO stem (kit_id, rel_path, stored_path, content_hash, "
+        "category, category_confidence, category_source, kind, bpm, bpm_confidence, "
+        "bpm_source, key_confidence, key_source, duration, sample_rate, channels, lufs, "
+        "peak_db, rms_db, crest_db, tags, added_at, analysis_version) "
+        f"VALUES (1, {values}, 'chord', 1, 'audio', 'oneshot', NULL, 0, 'none', 0, 'none', "
+        "4.0, 44100, 2, -14, -1, -16, 15, '[]', 1.0, 4)",
+        ("a.wav", "stems/Old Kit/a.wav", "a"))
+    old.execute_sql("INSERT INTO ingestitem (kit_id, rel_path, state, attempts, updated_at, "
+                    "content_hash, analysis) VALUES (1, 'c.wav', 'analysed', 1, 1.0, 'c', '{}')")
+    old.close()
+
+    backend.open()
+    [stem] = queries.list_stems(backend.library)
+    # "none" is never weighed against the kit: the kit pass waits for the re-analysis.
+    assert (stem.kind, stem.kind_source) == ("oneshot", "none")
+    [kit] = queries.complete_kits()
+    assert queries.item_states(kit) == {"discovered": 1}

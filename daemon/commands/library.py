@@ -192,6 +192,7 @@ def stem_row(record: StemRecord) -> dict:
         "path": record.rel_path,
         "stored_path": str(record.path),
         "kind": record.kind,
+        "kind_source": record.kind_source,
         "category": record.category,
         "category_confidence": record.category_confidence,
         "category_source": record.category_source,

@@ -73,7 +73,9 @@ _SUSTAIN_DB = -20.0  # a loop is still this loud in its final tenth; one-shots h
 #: the relative or the parallel of its kit's follows the kit.
 #: 4: a drum loop's backbeat settles its octave and only drum loops settle one; a kit's key
 #: counts each pitch class's possible fundamental a fifth below.
-ANALYSIS_VERSION = 4
+#: 5: what decided loop or one-shot is stored, so the kit pass may take a stem its audio
+#: read as a one-shot for a loop of whole bars at the kit's tempo.
+ANALYSIS_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class AnalysisResult:
     rms_db: float
     crest_db: float
     kind: str  # "loop" | "oneshot"
+    kind_source: str  # "filename" | "category" | "audio" | "kit"
     bpm: float | None
     bpm_confidence: float
     bpm_source: str  # "filename" | "length" | "audio" | "kit" | "none"
@@ -165,13 +168,13 @@ def analyse_stem(decoded_audio: np.ndarray, sample_rate: int, *, name: str,
              category_from_name(name, rules) or _classify(classifier, prepared.vector, name))
     rule = rules.categories[guess.category]
     duration = audio.shape[1] / sample_rate
-    kind, tempo, pulse = _kind_and_tempo(prepared, name=name, rule=rule, rules=rules,
-                                         duration=duration)
+    (kind, kind_source), tempo, pulse = _kind_and_tempo(prepared, name=name, rule=rule,
+                                                        rules=rules, duration=duration)
     key, pitch = _key(prepared, name=name, rule=rule)
     return AnalysisResult(
         duration=duration, sample_rate=int(sample_rate), channels=audio.shape[0],
         peak_db=levels["peak_db"], lufs=levels["lufs"], rms_db=levels["rms_db"],
-        crest_db=levels["crest_db"], kind=kind, bpm=tempo.bpm,
+        crest_db=levels["crest_db"], kind=kind, kind_source=kind_source, bpm=tempo.bpm,
         bpm_confidence=tempo.confidence, bpm_source=tempo.source, bpm_reason=tempo.reason,
         pulse_bpm=pulse.bpm, pulse_confidence=pulse.confidence, pulse_kicks=pulse.kicks,
         key=key.key,
@@ -233,8 +236,9 @@ def _classify(classifier: CategoryClassifier | None, vector: np.ndarray,
 
 def _kind_and_tempo(prepared: Prepared, *, name: str, rule: CategoryRule,
                     rules: AnalysisRules, duration: float
-                    ) -> tuple[str, TempoChoice, Pulse]:
-    """Kind, tempo and the audio pulse it was read from."""
+                    ) -> tuple[tuple[str, str], TempoChoice, Pulse]:
+    """Kind and what decided it (`choose_kind`), tempo and the audio pulse it was read
+    from."""
     measured = measure_pulse(y=prepared.mono, sample_rate=ANALYSIS_RATE,
                              min_bpm=LOOP_MIN_BPM, max_bpm=LOOP_MAX_BPM, drums=rule.percussive)
     audio_bpm, confidence = measured.bpm, measured.confidence
@@ -248,7 +252,7 @@ def _kind_and_tempo(prepared: Prepared, *, name: str, rule: CategoryRule,
     kind = choose_kind(named=kind_from_name(name, rules), rule=rule, pulse_fits_length=fits,
                        sustained=prepared.descriptors["tail_db"] >= _SUSTAIN_DB,
                        duration=duration)
-    if kind != "loop":
+    if kind[0] != "loop":
         return kind, TempoChoice(None, 0.0, "none"), pulse
     return kind, choose_loop_tempo(name=name, duration=duration, audio_bpm=pulse.bpm,
                                    audio_confidence=pulse.confidence, kicks=pulse.kicks,

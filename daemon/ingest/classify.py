@@ -100,21 +100,22 @@ def kind_from_name(name: str, rules: AnalysisRules) -> str | None:
 
 
 def choose_kind(*, named: str | None, rule: CategoryRule, pulse_fits_length: bool,
-                sustained: bool, duration: float) -> str:
-    """Loop or one-shot: the name, else a pulse whose tempo fits whole bars, else the
-    category's default, else sustained energy to the end (loops do not decay away).
+                sustained: bool, duration: float) -> tuple[str, str]:
+    """Loop or one-shot, and what decided it: the name (``"filename"``), else a pulse whose
+    tempo fits whole bars (``"audio"``), else the category's default (``"category"``), else
+    sustained energy to the end (``"audio"``: loops do not decay away).
 
     A loop must last at least one bar at the fastest loop tempo (1.2 s at 200 BPM).
     """
     if named:
-        return named
+        return named, "filename"
     if duration < 1.2:
-        return "oneshot"
-    if pulse_fits_length or rule.kind == "loop":
-        return "loop"
-    if rule.kind == "oneshot":
-        return "oneshot"
-    return "loop" if sustained else "oneshot"
+        return "oneshot", "audio"
+    if pulse_fits_length:
+        return "loop", "audio"
+    if rule.kind in ("loop", "oneshot"):
+        return rule.kind, "category"
+    return ("loop" if sustained else "oneshot"), "audio"
 
 
 @dataclass(frozen=True)

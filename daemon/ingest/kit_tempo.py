@@ -253,7 +253,7 @@ def _closeness(tempi: np.ndarray | float, target: float, tolerance: float) -> np
     return np.clip(1.0 - np.abs(np.asarray(tempi) / target - 1.0) / tolerance, 0.0, 1.0)
 
 
-def _bars_at(duration: float, tempo: float, *, preferred: bool) -> int | None:
+def bars_at(duration: float, tempo: float, *, preferred: bool) -> int | None:
     """The whole-bar count `duration` has at `tempo` (within tolerance), else None."""
     score = _length_fit(duration, np.array([tempo]))[0]
     whole = int(round(duration * tempo / (BEATS_PER_BAR * 60.0)))
@@ -277,7 +277,7 @@ def _explains(loop: LoopEvidence, tempo: float) -> bool:
     fixed = loop.fixed
     if fixed is not None:
         return bool(_closeness(tempo, fixed.bpm, 2 * LENGTH_TOLERANCE) > 0)
-    if _bars_at(loop.duration, tempo, preferred=False) is not None:
+    if bars_at(loop.duration, tempo, preferred=False) is not None:
         return True
     # Off the bar grid, only a clear pulse ties a loop to a tempo: a drone's faint ripple
     # near one tempo must not pull it from the tempo its length fits.
@@ -300,7 +300,7 @@ def _precise(loop: LoopEvidence, tempo: float, kind: str) -> float | None:
         fixed = loop.fixed
         return fixed.bpm if fixed is not None and _explains(loop, tempo) else None
     if kind == "length":
-        bars = _bars_at(loop.duration, tempo, preferred=True)
+        bars = bars_at(loop.duration, tempo, preferred=True)
         return None if bars is None else bars * BEATS_PER_BAR * 60.0 / loop.duration
     ratio = _relation(loop, tempo)
     return None if ratio not in _FAMILY else loop.pulse_bpm / ratio
@@ -309,7 +309,7 @@ def _precise(loop: LoopEvidence, tempo: float, kind: str) -> float | None:
 def _member_choice(loop: LoopEvidence, tempo: float, *, share: float, size: int,
                    reason: str) -> TempoChoice:
     """The choice for a loop that `tempo` explains, with how sure and, if weak, why."""
-    bars = _bars_at(loop.duration, tempo, preferred=True)
+    bars = bars_at(loop.duration, tempo, preferred=True)
     if (bars is not None and loop.bare_bpm is not None
             and _closeness(tempo, loop.bare_bpm, 2 * LENGTH_TOLERANCE) > 0):
         return TempoChoice(loop.bare_bpm, 0.9, "filename", reason)
@@ -317,7 +317,7 @@ def _member_choice(loop: LoopEvidence, tempo: float, *, share: float, size: int,
     agrees, clear = relation in _FAMILY, loop.strength >= _CLEAR
     notes = [reason] if reason else []
     if bars is None:
-        unusual = _bars_at(loop.duration, tempo, preferred=False)
+        unusual = bars_at(loop.duration, tempo, preferred=False)
         notes.append(f"{unusual} bars, an unusual count" if unusual
                      else "length fits no whole bar count")
     elif clear and not agrees:
@@ -335,7 +335,7 @@ def _member_choice(loop: LoopEvidence, tempo: float, *, share: float, size: int,
     elif clear:
         confidence = 0.4
     else:
-        fitting = sum(_bars_at(loop.duration, t, preferred=True) is not None
+        fitting = sum(bars_at(loop.duration, t, preferred=True) is not None
                       for t in _preferred_tempi(loop.duration))
         confidence = 0.5 if fitting <= 1 else 0.3
         notes.append("no clear pulse: tempo from the length alone")

@@ -2,9 +2,11 @@
 
 `settle_kit` runs once a kit's stems are committed (at the end of its ingest, after its
 re-analysis, after a correction): it reads the kit's stems, weighs their tempo evidence
-together (`kit_tempo.resolve_tempi`, with the BPM and genre word in the kit's name) and their
-key evidence (`kit_key.resolve_keys`), and writes what changed in one transaction. It is a
-pure function of stored evidence, so running it again changes nothing; columns the user
+together (`kit_tempo.resolve_tempi`, with the BPM and genre word in the kit's name), takes
+the one-shots by audio that last whole bars at the kit's tempo for loops (`kit_kind`), weighs
+the key evidence (`kit_key.resolve_keys`), and writes what changed in one transaction. It is
+a pure function of stored evidence (a loop the kit made, ``kind_source = "kit"``, is weighed
+as the one-shot its analysis said), so running it again changes nothing; columns the user
 corrected are never written (`store.revisions`).
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 from daemon.categories import DEFAULT_BPM_RANGE, CategoryTable, load_categories
 from daemon.ingest.analyse import ANALYSIS_VERSION
 from daemon.ingest.key import key_from_name
+from daemon.ingest.kit_kind import kit_tempo, loop_by_length
 from daemon.ingest.kit_key import KeyChoice, KeyEvidence, resolve_keys
 from daemon.ingest.kit_tempo import KitTempoHints, LoopEvidence, mark_single, resolve_tempi
 from daemon.ingest.tempo import TempoChoice, name_tempi
@@ -57,9 +60,12 @@ def settle_kit(kit: str, *, library: Path, rules: KitRules) -> int:
 
 def kit_updates(records: Sequence[StemRecord], *, kit: str,
                 rules: KitRules) -> dict[int, dict[str, Any]]:
-    """Stem id → the tempo and key columns the kit's consensus changes."""
+    """Stem id → the kind, tempo and key columns the kit's consensus changes."""
     updates: dict[int, dict[str, Any]] = {}
-    for record, choice in _tempo_choices(records, kit, rules):
+    tempi = _tempo_choices(records, kit, rules)
+    for record, (kind, kind_source), choice in tempi + _kind_choices(records, tempi):
+        if (kind, kind_source) != (record.kind, record.kind_source):
+            updates.setdefault(record.id, {}).update(kind=kind, kind_source=kind_source)
         if (choice.bpm, choice.confidence, choice.source, choice.reason) != (
                 record.bpm, record.bpm_confidence, record.bpm_source, record.bpm_reason):
             updates.setdefault(record.id, {}).update(
@@ -88,9 +94,15 @@ def kit_hints(kit: str, rules: KitRules) -> KitTempoHints:
     return KitTempoHints(named_bpm=named, bare_bpm=bare, genre_range=genre)
 
 
+#: A stem's loop or one-shot, and what decided it.
+Kind = tuple[str, str]
+_NO_TEMPO = TempoChoice(None, 0.0, "none")
+
+
 def _tempo_choices(records: Sequence[StemRecord], kit: str,
-                   rules: KitRules) -> list[tuple[StemRecord, TempoChoice]]:
-    loops = [record for record in records if record.kind == "loop"]
+                   rules: KitRules) -> list[tuple[StemRecord, Kind, TempoChoice]]:
+    """The kit's loops by their own analysis, each with its tempo from the consensus."""
+    loops = [record for record in records if _analysed_kind(record) == "loop"]
     evidence = [LoopEvidence.from_name(
         record.rel_path, duration=record.duration, pulse_bpm=record.pulse_bpm,
         pulse_confidence=record.pulse_confidence, pulse_kicks=record.pulse_kicks,
@@ -99,7 +111,30 @@ def _tempo_choices(records: Sequence[StemRecord], kit: str,
     choices = resolve_tempi(evidence, kit_hints(kit, rules))
     if len(choices) == 1:
         choices = [mark_single(choices[0])]
-    return list(zip(loops, choices))
+    return [(record, (record.kind, record.kind_source), choice)
+            for record, choice in zip(loops, choices)]
+
+
+def _kind_choices(records: Sequence[StemRecord],
+                  tempi: Sequence[tuple[StemRecord, Kind, TempoChoice]]
+                  ) -> list[tuple[StemRecord, Kind, TempoChoice]]:
+    """The one-shots by their own analysis, each a loop at the kit's tempo when its length
+    says so (`kit_kind.loop_by_length`), else a one-shot again."""
+    tempo = kit_tempo([choice for _, _, choice in tempi])
+    made = []
+    for record in records:
+        if _analysed_kind(record) != "oneshot":
+            continue
+        source = "audio" if record.kind_source == "kit" else record.kind_source
+        loop = None if tempo is None else loop_by_length(record.duration, source, tempo)
+        made.append((record, ("loop", "kit"), loop) if loop is not None
+                    else (record, ("oneshot", source), _NO_TEMPO))
+    return made
+
+
+def _analysed_kind(record: StemRecord) -> str:
+    """Loop or one-shot as the stem's own analysis said (a loop the kit made was a one-shot)."""
+    return "oneshot" if record.kind_source == "kit" else record.kind
 
 
 def _key_choices(records: Sequence[StemRecord], kit: str,

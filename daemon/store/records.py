@@ -42,9 +42,11 @@ class StemRecord:
     `path` is the absolute path of the stored file; `rel_path` is its path relative to
     the kit's root as dropped. `bpm` is None for one-shots, `key` None for drums and
     noise; keys are canonical (``"F# minor"``). Each ``*_source`` says where a value came
-    from (``"filename"``, ``"length"``, ``"audio"``, ``"kit"``: the kit's consensus,
-    ``"user"``: a correction no analysis overwrites, ``"none"``); ``*_reason`` says why a
-    tempo or key is uncertain, and `key_trusted` is False for keys to check by ear.
+    from (``"filename"``, ``"length"``, ``"audio"``, ``"category"``: its category's default,
+    ``"kit"``: the kit's consensus, ``"user"``: a correction no analysis overwrites,
+    ``"none"``); ``*_reason`` says why a tempo or key is uncertain, and `key_trusted` is
+    False for keys to check by ear. A `kind_source` of ``"kit"`` marks a loop the kit pass
+    made of a stem its own analysis took for a one-shot.
     `pulse_bpm`, `pulse_confidence`, `pulse_kicks` and `chroma` are the audio evidence the
     kit consensus weighs. `analysis_version` is the ingest's ``ANALYSIS_VERSION`` when the stem was
     analysed (0: before versions existed, or marked for re-analysis).
@@ -86,6 +88,7 @@ class StemRecord:
     bpm_reason: str = ""
     key_trusted: bool = False
     key_reason: str = ""
+    kind_source: str = "none"
 
     @property
     def overrides(self) -> tuple[str, ...]:

@@ -259,8 +259,18 @@ _V10 = [
     END""",
 ]
 
+# Version 11: what decided a stem's loop or one-shot (the name, its category's default, its
+# audio, or its kit), so the kit pass can take a stem its audio read as a one-shot for a
+# loop of whole bars at the kit's tempo and still know, on its next run, what the analysis
+# said. Stored stems read "none" until their re-analysis (ANALYSIS_VERSION 5); cached
+# analyses lack the field, so those few files are analysed again.
+_V11 = [
+    "ALTER TABLE stem ADD COLUMN kind_source TEXT NOT NULL DEFAULT 'none'",
+    "UPDATE ingestitem SET state = 'discovered', analysis = NULL WHERE state = 'analysed'",
+]
+
 MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7,
-                                    8: _V8, 9: _V9, 10: _V10}
+                                    8: _V8, 9: _V9, 10: _V10, 11: _V11}
 LATEST = max(MIGRATIONS)
 
 
