@@ -20,8 +20,8 @@ from typing import Any
 from daemon.categories import DEFAULT_BPM_RANGE, CategoryTable, load_categories
 from daemon.ingest.analyse import ANALYSIS_VERSION
 from daemon.ingest.key import key_from_name
-from daemon.ingest.kit_kind import kit_tempo, loop_by_length
 from daemon.ingest.kit_key import KeyChoice, KeyEvidence, resolve_keys
+from daemon.ingest.kit_kind import kit_tempo, loop_by_length
 from daemon.ingest.kit_tempo import KitTempoHints, LoopEvidence, mark_single, resolve_tempi
 from daemon.ingest.tempo import TempoChoice, name_tempi
 from daemon.store import queries, revisions
