@@ -74,7 +74,8 @@ _SUSTAIN_DB = -20.0  # a loop is still this loud in its final tenth; one-shots h
 #: 4: a drum loop's backbeat settles its octave and only drum loops settle one; a kit's key
 #: counts each pitch class's possible fundamental a fifth below.
 #: 5: what decided loop or one-shot is stored, so the kit pass may take a stem its audio
-#: read as a one-shot for a loop of whole bars at the kit's tempo.
+#: read as a one-shot for a loop of whole bars at the kit's tempo; a drum loop's kick band
+#: is read without log compression, and a loop without a kick settles no octave.
 ANALYSIS_VERSION = 5
 
 
