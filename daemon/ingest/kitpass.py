@@ -118,18 +118,22 @@ def _tempo_choices(records: Sequence[StemRecord], kit: str,
 def _kind_choices(records: Sequence[StemRecord],
                   tempi: Sequence[tuple[StemRecord, Kind, TempoChoice]]
                   ) -> list[tuple[StemRecord, Kind, TempoChoice]]:
-    """The one-shots by their own analysis, each a loop at the kit's tempo when its length
-    says so (`kit_kind.loop_by_length`), else a one-shot again."""
+    """The one-shots by their own analysis that are loops at the kit's tempo by their length
+    (`kit_kind.loop_by_length`), and those a loop of the kit's once but no longer (one-shots
+    again, with no tempo). Other one-shots are left as they are."""
     tempo = kit_tempo([choice for _, _, choice in tempi])
-    made = []
+    changed = []
     for record in records:
         if _analysed_kind(record) != "oneshot":
             continue
-        source = "audio" if record.kind_source == "kit" else record.kind_source
+        made = record.kind_source == "kit"
+        source = "audio" if made else record.kind_source
         loop = None if tempo is None else loop_by_length(record.duration, source, tempo)
-        made.append((record, ("loop", "kit"), loop) if loop is not None
-                    else (record, ("oneshot", source), _NO_TEMPO))
-    return made
+        if loop is not None:
+            changed.append((record, ("loop", "kit"), loop))
+        elif made:
+            changed.append((record, ("oneshot", source), _NO_TEMPO))
+    return changed
 
 
 def _analysed_kind(record: StemRecord) -> str:
