@@ -59,6 +59,21 @@ def test_a_stem_read_a_fifth_off_its_kit_follows_it_but_is_still_checked_by_ear(
     assert "alone it reads E minor, a close relative" in odd.reason
 
 
+@pytest.mark.parametrize(("kit", "stem", "kit_key", "read"),
+                         [((7, 4), (11, 3), "G major", "B minor"),
+                          ((5, 3), (1, 4), "F minor", "C# major")])
+def test_a_stem_read_as_the_mediant_follows_its_kit(kit, stem, kit_key, read):
+    """A melody in G major that dwells on B, D and F# reads B minor, the mediant, which
+    shares six of its seven notes; a line in F minor on its sixth degree reads C# major.
+    Both follow the kit, checked by ear."""
+    stems = [KeyEvidence(chroma=triad(*kit)) for _ in range(3)] + [
+        KeyEvidence(chroma=triad(*stem))]
+    assert resolve_keys(stems[3:])[0].key == read
+    odd = resolve_keys(stems)[3]
+    assert (odd.key, odd.source, odd.trusted) == (kit_key, "kit", False)
+    assert f"alone it reads {read}, a close relative" in odd.reason
+
+
 def test_names_and_the_user_lead_the_kit_key():
     audio = KeyEvidence(chroma=triad(7, 3, bass=True))  # G, tonic and fifth
     named = resolve_keys([audio, KeyEvidence(named="G major")])
