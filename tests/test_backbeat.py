@@ -23,13 +23,13 @@ BARS = 4
 def hits() -> dict[str, np.ndarray]:
     folder = require_system_path("/usr/share/sonic-pi/samples", "sonic-pi-samples")
     sounds = {}
-    for name, file in (("kick", "drum_heavy_kick"), ("snare", "drum_snare_hard"),
-                       ("hat", "drum_cymbal_closed"), ("open", "drum_cymbal_open")):
+    # "soft": a snare lost in the kick it lands on.
+    for name, file, gain in (("kick", "drum_heavy_kick", 1.0), ("snare", "drum_snare_hard", 1.0),
+                             ("hat", "drum_cymbal_closed", 1.0), ("open", "drum_cymbal_open", 1.0),
+                             ("soft", "sn_generic", 0.3)):
         audio, rate = sf.read(folder / f"{file}.flac", dtype="float32", always_2d=True)
         assert rate == RATE
-        sounds[name] = audio.mean(axis=1)
-    audio, _ = sf.read(folder / "sn_generic.flac", dtype="float32", always_2d=True)
-    sounds["soft"] = 0.3 * audio.mean(axis=1)  # a snare lost in the kick it lands on
+        sounds[name] = gain * audio.mean(axis=1)
     return sounds
 
 

@@ -63,9 +63,11 @@ def kit_updates(records: Sequence[StemRecord], *, kit: str,
     """Stem id → the kind, tempo and key columns the kit's consensus changes."""
     updates: dict[int, dict[str, Any]] = {}
     tempi = _tempo_choices(records, kit, rules)
-    for record, (kind, kind_source), choice in tempi + _kind_choices(records, tempi):
+    kinds = _kind_choices(records, [choice for _, choice in tempi])
+    for record, (kind, kind_source), _ in kinds:
         if (kind, kind_source) != (record.kind, record.kind_source):
             updates.setdefault(record.id, {}).update(kind=kind, kind_source=kind_source)
+    for record, choice in tempi + [(record, choice) for record, _, choice in kinds]:
         if (choice.bpm, choice.confidence, choice.source, choice.reason) != (
                 record.bpm, record.bpm_confidence, record.bpm_source, record.bpm_reason):
             updates.setdefault(record.id, {}).update(
@@ -100,7 +102,7 @@ _NO_TEMPO = TempoChoice(None, 0.0, "none")
 
 
 def _tempo_choices(records: Sequence[StemRecord], kit: str,
-                   rules: KitRules) -> list[tuple[StemRecord, Kind, TempoChoice]]:
+                   rules: KitRules) -> list[tuple[StemRecord, TempoChoice]]:
     """The kit's loops by their own analysis, each with its tempo from the consensus."""
     loops = [record for record in records if _analysed_kind(record) == "loop"]
     evidence = [LoopEvidence.from_name(
@@ -111,17 +113,16 @@ def _tempo_choices(records: Sequence[StemRecord], kit: str,
     choices = resolve_tempi(evidence, kit_hints(kit, rules))
     if len(choices) == 1:
         choices = [mark_single(choices[0])]
-    return [(record, (record.kind, record.kind_source), choice)
-            for record, choice in zip(loops, choices)]
+    return list(zip(loops, choices))
 
 
-def _kind_choices(records: Sequence[StemRecord],
-                  tempi: Sequence[tuple[StemRecord, Kind, TempoChoice]]
+def _kind_choices(records: Sequence[StemRecord], loop_tempi: Sequence[TempoChoice]
                   ) -> list[tuple[StemRecord, Kind, TempoChoice]]:
-    """The one-shots by their own analysis that are loops at the kit's tempo by their length
-    (`kit_kind.loop_by_length`), and those a loop of the kit's once but no longer (one-shots
-    again, with no tempo). Other one-shots are left as they are."""
-    tempo = kit_tempo([choice for _, _, choice in tempi])
+    """The one-shots by their own analysis that are loops at the kit's tempo (the one most of
+    `loop_tempi` took) by their length (`kit_kind.loop_by_length`), and those a loop of the
+    kit's once but no longer (one-shots again, with no tempo). Other one-shots are left as
+    they are."""
+    tempo = kit_tempo(loop_tempi)
     changed = []
     for record in records:
         if _analysed_kind(record) != "oneshot":

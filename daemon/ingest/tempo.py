@@ -119,9 +119,10 @@ def measure_pulse(*, y: np.ndarray, sample_rate: int, min_bpm: float = LOOP_MIN_
             return Pulse(settled, confidence, True)
     bins = int(_KICK_BAND_HZ * spectrum.n_fft / spectrum.sample_rate) + 1
     kicks = _magnitude_flux(spectrum.power[:bins])
-    has_kick = bool(kicks.sum() >= _KICK_SHARE * _magnitude_flux(spectrum.power).sum())
     at_pulse = _line(kicks, spectrum.frame_rate, bpm)
-    clear = confidence > 0 and has_kick and at_pulse >= _KICK_PULSE
+    # The full band's flux only where it decides: a clear kick-band pulse, kick or skirt.
+    clear = bool(confidence > 0 and at_pulse >= _KICK_PULSE and kicks.sum() >= (
+        _KICK_SHARE * _magnitude_flux(spectrum.power).sum()))
     if clear and bpm / 2 >= min_bpm and _line(kicks, spectrum.frame_rate, bpm / 2) >= (
             _HALF_LINE * at_pulse):
         bpm /= 2
