@@ -168,7 +168,8 @@ def judge(report: dict, audio: np.ndarray, rate: int, *, truth: dict, family: st
                 off_tempo.append(f"{stem['file']} at {played:.1f}")
         noise_in_drums += stem["file"] == NOISE_HAT and stem["category"] in (
             "hihat", "snare", "clap", "kick", "perc", "cymbal", "tom")
-    kick = _kick_dominance(report, audio, rate) if family in FOUR_ON_FLOOR else None
+    kick, kick_misses = (_kick_dominance(report, audio, rate) if family in FOUR_ON_FLOOR
+                         else (None, []))
     return {
         "prompt": plan["prompt"], "genre": plan["genre"],
         "kits": len({s["kit"] for s in stems}),
@@ -178,24 +179,27 @@ def judge(report: dict, audio: np.ndarray, rate: int, *, truth: dict, family: st
         "sections_off_grid": sum(s["bars"] % 4 != 0 for s in plan["structure"]),
         "section_bars": [s["bars"] for s in plan["structure"]],
         "noise_bed_in_drum_lane": noise_in_drums,
-        "kick_leads": kick,
+        "kick_leads": kick, "kick_misses": kick_misses,
         "drop2_differs": _drops_differ(report),
     }
 
 
-def _kick_dominance(report: dict, audio: np.ndarray, rate: int) -> str:
-    """``"k/n"``: sections with a kick whose strongest pulse is the kick's tempo."""
+def _kick_dominance(report: dict, audio: np.ndarray, rate: int) -> tuple[str, list[str]]:
+    """``"k/n"``: sections with a kick whose strongest pulse is the kick's tempo; and each
+    section where another pulse is strongest, with that pulse."""
     bpm = report["plan"]["bpm"]
     starts = [s["start_seconds"] for s in report["sections"]] + [audio.shape[1] / rate]
     kick_sections = {s["section"] for s in report["stems"] if s["category"] == "kick"}
-    led = total = 0
+    total, misses = 0, []
     for index, section in enumerate(report["sections"]):
         if section["section"] not in kick_sections:
             continue
         begin, end = (round(t * rate) for t in starts[index:index + 2])
         total += 1
-        led += kick_leads(audio[:, begin:end], rate, bpm=bpm)[0]
-    return f"{led}/{total}"
+        led, strongest = kick_leads(audio[:, begin:end], rate, bpm=bpm)
+        if not led:
+            misses.append(f"{section['section']} ({strongest:g} BPM)")
+    return f"{total - len(misses)}/{total}", misses
 
 
 def _drops_differ(report: dict) -> bool | None:
@@ -265,6 +269,9 @@ def print_table(result: dict) -> None:
         totals["off_key"] += row["tonal_off_scale"]
         totals["off_tempo"] += row["loops_off_tempo"]
         totals["off_grid"] += row["sections_off_grid"]
+    for row in result["renders"]:
+        if row["kick_misses"]:
+            print(f"kick does not lead in {row['prompt']}: {', '.join(row['kick_misses'])}")
     share = min(row["family_share"] for row in result["renders"])
     print(f"worst: {totals['max_kits']} kits in a track, genre share {share:.2f}; totals: "
           f"{totals['off_key']} tonal loops off scale, {totals['off_tempo']} loops off tempo, "

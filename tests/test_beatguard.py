@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,18 @@ from stored_kits import kit_samples
 from daemon.categories import load_categories
 from daemon.compose.plan import Plan, Section
 from daemon.render import beatguard
-from daemon.render.beatguard import lead, mix_leading_kick, trimmed, without
+from daemon.render.beatguard import (
+    Hearing,
+    lead,
+    lead_ratio,
+    mix_leading_kick,
+    staged_region,
+    trimmed,
+    without,
+)
 from daemon.render.fit import Fit
 from daemon.render.groove import KICK_HEADROOM_DB, kick_loudness, lane_target
+from daemon.render.mix import mix_regions
 from daemon.render.patterns import load_patterns
 from daemon.render.select import Pick
 from daemon.render.sequence import Grid, Region
@@ -33,13 +43,13 @@ RATE = 22050
 
 
 def clicks(per_bar: int, *, bpm: float = 120.0, bars: int = 16, level: float = 1.0,
-           offset: float = 0.0) -> np.ndarray:
+           offset: float = 0.0, rate: int = RATE) -> np.ndarray:
     """Short noise bursts `per_bar` times a bar, evenly spaced, `offset` bars late."""
     rng = np.random.default_rng(per_bar)
     bar = 4 * 60.0 / bpm
-    audio = np.zeros((2, int(bars * bar * RATE) + RATE))
+    audio = np.zeros((2, int(bars * bar * rate) + rate))
     for index in range(bars * per_bar):
-        start = int((index / per_bar + offset) * bar * RATE)
+        start = int((index / per_bar + offset) * bar * rate)
         audio[:, start:start + 200] += level * rng.standard_normal(200) * np.geomspace(1, .01, 200)
     return audio.astype(np.float32)
 
@@ -83,26 +93,37 @@ def test_percussion_is_staged_under_the_kick_in_four_on_the_floor_plans():
     assert lane_target(lanes[1], plan=free, kick=kick) == TABLE["drum_loop"].loudness
 
 
-def groove(genre: str, sounds: tuple[str, ...], *, energy: float) -> tuple[list[str], np.ndarray]:
-    """The guard's notes and the mix of an 8-bar section of `genre`'s patterns at 124 BPM,
-    played by `sounds` (file names of the synthesised house kit, one lane each; loops tile)."""
+def groove(genre: str, sounds: tuple[str, ...], *, energy: float,
+           perc_loop: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+    """The guard's notes and the mix of `groove_parts`."""
+    regions, setup = groove_parts(genre, sounds, energy=energy, perc_loop=perc_loop)
+    mixed, _, notes = mix_leading_kick(regions, **setup)
+    return notes, mixed.bus
+
+
+def groove_parts(genre: str, sounds: tuple[str, ...], *, energy: float,
+                 perc_loop: np.ndarray | None = None) -> tuple[list[Region], dict]:
+    """The regions of an 8-bar section of `genre`'s patterns at 124 BPM, played by `sounds`
+    (file names of the synthesised house kit, one lane each; loops tile) and by `perc_loop`
+    (a one-bar percussion loop at the kit's 44.1 kHz) when given, and the keywords that mix
+    them (`mix_leading_kick`, `mix_regions`)."""
     kit = {Path(sample.name).stem: sample for sample in kit_samples(124.0, "G minor", 2)}
     plan = Plan(prompt="t", genre=genre, bpm=124.0, key="G minor", seed=1, four_on_floor=True,
                 structure=(Section("Groove", 8, energy),))
     regions, sources = [], {}
-    for number, sound in enumerate(sounds, start=1):
-        sample = kit[sound]
-        stem = replace(fake_record(number, sample.category, kind=sample.kind), rel_path=sample.name)
-        pick = Pick(0, sample.category, sample.category, stem, Fit(1.0, None, 0, 1, 1))
-        regions.append(Region(sample.category, sample.category, pick, (0,), 0, 8,
-                              "loop" if sample.kind == "loop" else "pattern",
-                              TABLE[sample.category]))
-        sources[sample.category] = sample.audio.astype(np.float32)
-    mixed, _, notes = mix_leading_kick(
-        regions, source_for=lambda region: sources[region.lane],
-        grid=Grid(sample.sample_rate, plan.bpm), plan=plan,
-        pattern=load_patterns(RULES).for_genre(genre), settings=settings())
-    return notes, mixed.bus
+    parts = [(kit[sound].name, kit[sound].category, kit[sound].kind, kit[sound].audio)
+             for sound in sounds]
+    if perc_loop is not None:
+        parts.append(("perc_loop.wav", "perc", "loop", perc_loop))
+    for number, (name, category, kind, audio) in enumerate(parts, start=1):
+        stem = replace(fake_record(number, category, kind=kind), rel_path=name)
+        pick = Pick(0, category, category, stem, Fit(1.0, None, 0, 1, 1))
+        regions.append(Region(category, category, pick, (0,), 0, 8,
+                              "loop" if kind == "loop" else "pattern", TABLE[category]))
+        sources[category] = audio.astype(np.float32)
+    return regions, {"source_for": lambda region: sources[region.lane],
+                     "grid": Grid(kit[sounds[0]].sample_rate, plan.bpm), "plan": plan,
+                     "pattern": load_patterns(RULES).for_genre(genre), "settings": settings()}
 
 
 def test_a_clap_out_pulsing_the_kick_at_one_and_a_half_times_the_tempo_is_lowered():
@@ -123,6 +144,7 @@ def test_offbeat_hats_that_cancel_the_kick_are_lowered_in_that_section(monkeypat
     # Without a pad, the lowered clap is not enough: the open hats between the kicks keep
     # cancelling the kick's pulse, and 186 BPM still wins...
     monkeypatch.setattr(beatguard, "OFFBEAT_TRIM_DB", 0.0)  # a trim that changes nothing
+    monkeypatch.setattr(beatguard, "KICK_BOOST_STEPS_DB", ())
     notes, bus = groove("house", HOUSE_GROOVE, energy=0.65)
     assert notes == ["clap -6 dB: its backbeat out-pulsed the kick",
                      "clap -12 dB: its backbeat out-pulsed the kick"]
@@ -132,6 +154,49 @@ def test_offbeat_hats_that_cancel_the_kick_are_lowered_in_that_section(monkeypat
     notes, bus = groove("house", HOUSE_GROOVE, energy=0.65)
     assert notes[2:] == ["hihat -12 dB in Groove: off the beat, it cancelled the kick's pulse"]
     assert kick_leads(bus, 44100, bpm=124.0) == (True, 124.0)
+
+
+def test_a_kick_that_still_does_not_lead_is_turned_up_in_that_section(monkeypatch):
+    # The same groove with its hats left as they are: 186 BPM wins (above) until the kick is
+    # 3 dB louder there.
+    monkeypatch.setattr(beatguard, "OFFBEAT_TRIM_DB", 0.0)
+    notes, bus = groove("house", HOUSE_GROOVE, energy=0.65)
+    assert notes[2:] == ["kick +3 dB in Groove: it did not lead there"]
+    assert kick_leads(bus, 44100, bpm=124.0) == (True, 124.0)
+
+
+def test_a_fighter_the_lowered_offbeats_unmask_is_left_out_then(monkeypatch):
+    # A quiet percussion loop of six hits a bar (quarter-note triplets: 186 BPM at 124) is
+    # buried under the clap and the open hats at first; once they are lowered it beats the kick.
+    monkeypatch.setattr(beatguard, "KICK_BOOST_STEPS_DB", ())
+    triplets = clicks(6, bpm=124.0, bars=1, level=0.01, rate=44100)[:, :round(44100 * 240 / 124)]
+    notes, bus = groove("house", HOUSE_GROOVE, energy=0.65, perc_loop=triplets)
+    assert notes == ["clap -6 dB: its backbeat out-pulsed the kick",
+                     "clap -12 dB: its backbeat out-pulsed the kick",
+                     "hihat -12 dB in Groove: off the beat, it cancelled the kick's pulse",
+                     "perc left out of Groove: it pulses at 185.9 BPM against the kick's 124"]
+    assert kick_leads(bus, 44100, bpm=124.0) == (True, 124.0)
+
+
+def test_a_section_heard_with_lanes_changed_sounds_as_the_mix_made_with_them():
+    # The guard's last steps hear a change by adding the lane's own staged audio at the
+    # difference; the mix made with the change must read the same (one section: no ride
+    # between sections, no sweep into a drop).
+    regions, setup = groove_parts("house", HOUSE_GROOVE, energy=0.65)
+    mixed = mix_regions(regions, **setup)
+    reading = lead_ratio(mixed.bus, 44100, 124.0)
+    assert reading[0] < beatguard.LEAD_MARGIN  # the clap's 186 BPM leads: the section is heard
+    hearing = Hearing(mixed, regions, {0: reading}, grid=setup["grid"], plan=setup["plan"],
+                      staged=partial(staged_region, source_for=setup["source_for"],
+                                     grid=setup["grid"], plan=setup["plan"],
+                                     pattern=setup["pattern"]))
+    hearing.set_level(0, ["hihat"], -12.0)
+    hearing.set_level(0, ["kick"], 3.0)
+    hearing.set_level(0, ["kick"], 6.0)  # a level replaces the last one, as a trim does
+    changed = [trimmed(trimmed(r, {0: "hihat"}, -12.0), {0: "kick"}, 6.0) for r in regions]
+    remixed = lead_ratio(mix_regions(changed, **setup).bus, 44100, 124.0)
+    assert hearing.readings[0] == pytest.approx(remixed, rel=1e-3)
+    assert hearing.readings[0][0] != pytest.approx(reading[0], rel=0.05)  # it did change
 
 
 def test_a_trim_lowers_the_named_lane_in_the_named_sections_only():
@@ -148,6 +213,7 @@ def test_only_the_part_pulsing_hardest_at_the_rival_is_lowered():
     # half tempo; lowering the clap too would take from the kick's beat what the hat gave back.
     notes, bus = groove("minimal", ("TE_Kick_Deep_02", "TE_HiHat_Open_02", "TE_Clap_Wide_01",
                                     "TE_Bass_Sub_124bpm_Gm", "TE_Pad_Dark_124bpm_Gm"), energy=0.65)
-    assert notes == ["hihat -6 dB: its backbeat out-pulsed the kick",
-                     "hihat -12 dB: its backbeat out-pulsed the kick"]
+    assert notes[:2] == ["hihat -6 dB: its backbeat out-pulsed the kick",
+                         "hihat -12 dB: its backbeat out-pulsed the kick"]
+    assert not any(note.startswith("clap") for note in notes)
     assert kick_leads(bus, 44100, bpm=124.0) == (True, 124.0)

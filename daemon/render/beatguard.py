@@ -20,7 +20,11 @@ cost the kick the lead the hats alone won back). The track is mixed again after 
 Where the kick still does not lead, the part whose onsets fall between the kicks (offbeat
 hats: heard alone, its pulse at the tempo points away from the kick's) is lowered in that
 section only, and only where that made the kick's lead grow: quieter offbeats can also let the
-half tempo through.
+half tempo through, or unmask a fighter, which then goes as well. Where the kick still does not
+lead after that, the kick itself is turned up
+in that section, as a producer would in a crowded passage, and again only where its lead grew:
+onset strength is in decibels, so a louder kick can also let the parts on the other beats
+stand out against it.
 
 Onsets are computed with `daemon.embed.spectral` (plain numpy), as everywhere in the service.
 """
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -36,7 +41,7 @@ from daemon.compose.plan import Plan
 from daemon.config import RenderSettings
 from daemon.embed.spectral import mel_filterbank, power_stft
 from daemon.render.groove import KICK_CATEGORY
-from daemon.render.mix import MixResult, mix_regions
+from daemon.render.mix import MixResult, mix_regions, stage_region
 from daemon.render.patterns import GenrePattern
 from daemon.render.sequence import Grid, Region, render_region, sound_key
 
@@ -70,6 +75,10 @@ BACKBEAT_PULSES = (0.5, 1.5)
 #: by this much in those sections only (one step, as each costs a mix; on the tuning library
 #: -9 dB, or -6 dB then -12 dB, left the kick leading fewer sections).
 OFFBEAT_TRIM_DB = -12.0
+#: Last, where the kick still does not lead, it is turned up there by these steps (one trial
+#: mix each, kept per section where its lead grew): a few dB louder than the sections around
+#: it, never a new level for the track.
+KICK_BOOST_STEPS_DB = (3.0, 6.0)
 
 
 def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region], np.ndarray],
@@ -78,8 +87,10 @@ def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region]
     """Mix `regions` (`daemon.render.mix.mix_regions`); in a four-on-the-floor plan, where the
     kick does not lead, leave out percussion that fights the beat and lower a backbeat that
     out-pulses the kick (`BACKBEAT_STEPS_DB`, `backbeats_to_lower`), mixing again after each
-    step, then lower the offbeats that still cancel its pulse (`lower_offbeats`). Returns the
-    mix, the regions it was made of and a note per change."""
+    step, then lower the offbeats that still cancel its pulse (`lower_offbeats`), leave out any
+    fighter that unmasks, and turn the kick up where it still does not lead (`raise_kick`);
+    these last steps are judged on a `Hearing` of the failing sections and cost one mix.
+    Returns the mix, the regions it was made of and a note per change."""
     measured: dict[tuple, float] = {}  # lane gains: the same regions, mixed again
 
     def mix(parts: Sequence[Region], trims: dict[str, float]) -> MixResult:
@@ -99,65 +110,192 @@ def mix_leading_kick(regions: Sequence[Region], *, source_for: Callable[[Region]
     solos = Solos(source_for=source_for, grid=grid, plan=plan, pattern=pattern)
     leads = heard(mixed)  # each mix is measured once: the offbeat step reads it too
     for step in BACKBEAT_STEPS_DB:
-        failing = {index: pulse for index, reading in leads.items()
-                   if (pulse := rival_of(reading)) is not None}
+        failing = failing_sections(leads)
         shares = rival_shares(current, failing, solos=solos, bpm=plan.bpm)
-        guilty = {key: beat for key, (rival, beat) in shares.items() if rival >= GUILTY_SHARE}
-        fighters = {(lane, index): failing[index] for (lane, index), beat in guilty.items()
-                    if beat < ON_BEAT_SHARE}
+        guilty = {key: rival for key, (rival, _) in shares.items() if rival >= GUILTY_SHARE}
+        fighters = fighting_lanes(shares, failing)
         fought = {index for _, index in fighters}
         backbeat = backbeats_to_lower(
             {index: pulse for index, pulse in failing.items() if index not in fought},
-            {key: shares[key][0] for key in guilty}, bpm=plan.bpm,
-            lowered=[lane for lane, trim in trims.items() if trim <= step])
+            guilty, bpm=plan.bpm, lowered=[lane for lane, trim in trims.items() if trim <= step])
         if not fighters and not backbeat:
             break
         current = without(current, set(fighters), plan)
         trims.update(dict.fromkeys(backbeat, step))
-        notes += [f"{lane} left out of {plan.structure[index].section}: it pulses at "
-                  f"{pulse:.1f} BPM against the kick's {plan.bpm:g}"
-                  for (lane, index), pulse in fighters.items()]
+        notes += _left_out_notes(fighters, plan)
         notes += [f"{lane} {step:+g} dB: its backbeat out-pulsed the kick" for lane in backbeat]
         mixed = mix(current, trims)
         leads = heard(mixed)
-    mixed, current, lowered = lower_offbeats(
-        mixed, current, leads, mix=lambda parts: mix(parts, trims), lowered=set(trims),
-        solos=solos, grid=grid, plan=plan)
-    return mixed, current, notes + lowered
+    # The last steps change a lane's level in a few sections: heard without mixing again.
+    hearing = Hearing(mixed, current, leads, grid=grid, plan=plan, staged=partial(
+        staged_region, source_for=source_for, grid=grid, plan=plan, pattern=pattern))
+    current, lowered = lower_offbeats(hearing, current, lowered=set(trims), solos=solos,
+                                      plan=plan)
+    unmasked: dict[tuple[str, int], float] = {}
+    if lowered:
+        # Quieter offbeats can unmask a part that fights the beat: it goes too.
+        rivals = hearing.rivals()
+        unmasked = fighting_lanes(rival_shares(current, rivals, solos=solos, bpm=plan.bpm),
+                                  rivals)
+        for lane, index in unmasked:
+            hearing.set_level(index, [lane], -np.inf)
+        current = without(current, set(unmasked), plan)
+    current, raised = raise_kick(hearing, current, plan=plan)
+    if lowered or unmasked or raised:
+        mixed = mix(current, trims)
+    return mixed, current, notes + lowered + _left_out_notes(unmasked, plan) + raised
 
 
-def lower_offbeats(mixed: MixResult, regions: Sequence[Region],
-                   leads: Mapping[int, tuple[float, float]], *,
-                   mix: Callable[[Sequence[Region]], MixResult], lowered: Collection[str],
-                   solos: Solos, grid: Grid, plan: Plan
-                   ) -> tuple[MixResult, list[Region], list[str]]:
-    """In each section of `mixed` where the kick does not lead (`leads`: section with a kick
-    → its `lead_ratio` reading of `mixed`), lower the lane that cancels its pulse
-    (`cancelling_lanes`; not one of the `lowered` lanes, already quieter everywhere) by
-    `OFFBEAT_TRIM_DB`, there only. One trial mix; a section keeps its trim only if the kick's
-    lead grew there, and the track is mixed once more when some were dropped. Returns the
-    mix, its regions and a note per trim."""
-    spans = section_spans(plan, grid)
+def staged_region(region: Region, result: MixResult, *,
+                  source_for: Callable[[Region], np.ndarray], grid: Grid, plan: Plan,
+                  pattern: GenrePattern) -> np.ndarray:
+    """`region` rendered and staged as the mix `result` staged it (its lane's gain, the
+    sections' levels and trims, the sidechain): what it added to the bus before the rides."""
+    audio = render_region(region, source_for(region), grid=grid, plan=plan, pattern=pattern)
+    stage_region(audio, region, grid=grid, plan=plan, kicks=result.kicks,
+                 gain_db=result.lane_gain_db[(region.lane, region.pick.stem.id)])
+    return audio
 
-    def ratio(bus: np.ndarray, index: int) -> float:
-        return lead_ratio(bus[:, slice(*spans[index])], grid.sample_rate, plan.bpm)[0]
 
+class Hearing:
+    """The sections of a mix where the kick does not lead, heard again as lanes change level
+    there, without mixing the track again.
+
+    The mix is a sum of staged regions, and a section's level ride scales all of it, so the
+    section with a lane `db` louder sounds as the mix with that lane's own audio there
+    (staged and ridden as the mix made it) added at the difference. The high-pass sweep into
+    a drop and the short ramps between sections are left out of that sum; the guard's choices
+    rest on it, and the track is mixed again with them once the choices are made."""
+
+    def __init__(self, mixed: MixResult, regions: Sequence[Region],
+                 leads: Mapping[int, tuple[float, float]], *,
+                 staged: Callable[[Region, MixResult], np.ndarray], grid: Grid,
+                 plan: Plan) -> None:
+        """`leads`: section with a kick → its `lead_ratio` reading of `mixed`, made of
+        `regions`; `staged` renders a region as a mix staged it."""
+        self._mixed, self._regions, self._staged = mixed, list(regions), staged
+        self._grid, self._bpm = grid, plan.bpm
+        self._spans = section_spans(plan, grid)
+        self.readings = {index: reading for index, reading in leads.items()
+                         if rival_of(reading) is not None}
+        self._buses = {index: mixed.bus[:, slice(*self._spans[index])]
+                       for index in self.readings}
+        self._levels: dict[tuple[str, int], float] = {}  # (lane, section) → dB over the mix
+        self._parts: dict[tuple[str, int], np.ndarray] = {}  # (lane, section) → its audio
+
+    def rivals(self) -> dict[int, float]:
+        """Section → the pulse that beats the kick there, as heard now."""
+        return failing_sections(self.readings)
+
+    def set_level(self, index: int, lanes: Collection[str], db: float) -> None:
+        """Hear `lanes` at `db` over the mix in section `index` (-inf: left out)."""
+        self._buses[index] = self._changed(index, lanes, db)
+        self.readings[index] = lead_ratio(self._buses[index], self._grid.sample_rate, self._bpm)
+        self._levels.update({(lane, index): db for lane in lanes})
+
+    def try_level(self, index: int, lanes: Collection[str], db: float) -> bool:
+        """`set_level` if that makes the kick's lead in section `index` grow; whether it did."""
+        bus = self._changed(index, lanes, db)
+        reading = lead_ratio(bus, self._grid.sample_rate, self._bpm)
+        if reading[0] <= self.readings[index][0]:
+            return False
+        self._buses[index], self.readings[index] = bus, reading
+        self._levels.update({(lane, index): db for lane in lanes})
+        return True
+
+    def _changed(self, index: int, lanes: Collection[str], db: float) -> np.ndarray:
+        bus = self._buses[index]
+        for lane in lanes:
+            change = 10.0 ** (db / 20.0) - 10.0 ** (self._levels.get((lane, index), 0.0) / 20.0)
+            if change:
+                bus = bus + np.float32(change) * self._part(lane, index)
+        return bus
+
+    def _part(self, lane: str, index: int) -> np.ndarray:
+        """What `lane` adds to section `index` of the mix."""
+        if (lane, index) not in self._parts:
+            self._hear_lane(lane)
+        return self._parts[(lane, index)]
+
+    def _hear_lane(self, lane: str) -> None:
+        """What `lane` adds to each section heard, staged and ridden as the mix made it. Each
+        of its regions is rendered once and only those sections are kept: a region at full
+        length takes hundreds of MB in a long track."""
+        for index in self.readings:
+            self._parts[(lane, index)] = np.zeros_like(self._buses[index])
+        for region in self._regions:
+            sections = [index for index in self.readings if index in region.sections]
+            if region.lane != lane or not sections:
+                continue
+            audio = self._staged(region, self._mixed)
+            origin = self._grid.bar(region.start_bar)
+            for index in sections:
+                begin, end = self._spans[index]
+                piece = audio[:, begin - origin:end - origin]
+                self._parts[(lane, index)][:, :piece.shape[1]] += piece * np.float32(
+                    10.0 ** (self._mixed.rides_db[index] / 20.0))
+
+
+def failing_sections(leads: Mapping[int, tuple[float, float]]) -> dict[int, float]:
+    """Section → the pulse that beats the kick there, for the sections of `leads` (section →
+    its `lead_ratio` reading) where the kick does not lead by `LEAD_MARGIN`."""
+    return {index: pulse for index, reading in leads.items()
+            if (pulse := rival_of(reading)) is not None}
+
+
+def fighting_lanes(shares: Mapping[tuple[str, int], tuple[float, float]],
+                   rivals: Mapping[int, float]) -> dict[tuple[str, int], float]:
+    """(lane, section) → the rival pulse, for each lane of `shares` (`rival_shares`) that
+    fights the beat there: it pulses at the section's rival (`GUILTY_SHARE`) and not with the
+    beat (`ON_BEAT_SHARE`)."""
+    return {(lane, index): rivals[index] for (lane, index), (rival, beat) in shares.items()
+            if rival >= GUILTY_SHARE and beat < ON_BEAT_SHARE}
+
+
+def _left_out_notes(fighters: Mapping[tuple[str, int], float], plan: Plan) -> list[str]:
+    return [f"{lane} left out of {plan.structure[index].section}: it pulses at {pulse:.1f} BPM "
+            f"against the kick's {plan.bpm:g}" for (lane, index), pulse in fighters.items()]
+
+
+def raise_kick(hearing: Hearing, regions: Sequence[Region], *,
+               plan: Plan) -> tuple[list[Region], list[str]]:
+    """Turn the kick up in each section where `hearing` says it does not lead, by each of
+    `KICK_BOOST_STEPS_DB` in turn, keeping a step only where the kick's lead grew. Returns
+    the regions with those trims and a note per section raised."""
+    raised: dict[int, float] = {}
+    for step in KICK_BOOST_STEPS_DB:
+        for index in hearing.rivals():
+            kicks = {region.lane for region in regions
+                     if region.category == KICK_CATEGORY and index in region.sections}
+            if hearing.try_level(index, kicks, step):
+                raised[index] = step
     current = list(regions)
-    offbeats = cancelling_lanes([region for region in current if region.lane not in lowered],
-                                [index for index, reading in leads.items()
-                                 if rival_of(reading) is not None],
-                                solos=solos, bpm=plan.bpm)
-    if not offbeats:
-        return mixed, current, []
-    tried = mix([trimmed(region, offbeats, OFFBEAT_TRIM_DB) for region in current])
-    # Quieter offbeats can also hand the lead to the half tempo: keep a trim only where the
-    # kick's lead grew.
+    for step in set(raised.values()):
+        current = [_kick_trimmed(region, [index for index, db in raised.items() if db == step],
+                                 step) for region in current]
+    return current, [f"kick {step:+g} dB in {plan.structure[index].section}: it did not lead "
+                     "there" for index, step in sorted(raised.items())]
+
+
+def _kick_trimmed(region: Region, sections: Sequence[int], step: float) -> Region:
+    """`region` at `step` dB in `sections` when it is a kick; any other region unchanged."""
+    if region.category != KICK_CATEGORY:
+        return region
+    return trimmed(region, dict.fromkeys(sections, region.lane), step)
+
+
+def lower_offbeats(hearing: Hearing, regions: Sequence[Region], *, lowered: Collection[str],
+                   solos: Solos, plan: Plan) -> tuple[list[Region], list[str]]:
+    """In each section where `hearing` says the kick does not lead, lower the lane that
+    cancels its pulse (`cancelling_lanes`; not one of the `lowered` lanes, already quieter
+    everywhere) by `OFFBEAT_TRIM_DB`, there only, and only if the kick's lead grew there:
+    quieter offbeats can also hand the lead to the half tempo. Returns the regions with those
+    trims and a note per trim."""
+    offbeats = cancelling_lanes([region for region in regions if region.lane not in lowered],
+                                list(hearing.rivals()), solos=solos, bpm=plan.bpm)
     kept = {index: lane for index, lane in offbeats.items()
-            if ratio(tried.bus, index) > leads[index][0]}
-    if not kept:
-        return mixed, current, []
-    current = [trimmed(region, kept, OFFBEAT_TRIM_DB) for region in current]
-    return (tried if kept == offbeats else mix(current), current,
+            if hearing.try_level(index, [lane], OFFBEAT_TRIM_DB)}
+    return ([trimmed(region, kept, OFFBEAT_TRIM_DB) for region in regions],
             [f"{lane} {OFFBEAT_TRIM_DB:+g} dB in {plan.structure[index].section}: off the beat, "
              "it cancelled the kick's pulse" for index, lane in sorted(kept.items())])
 

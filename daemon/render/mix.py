@@ -60,6 +60,7 @@ class MixResult:
     lane_peak: dict[str, float]  # lane → largest |sample| it adds to the bus (linear)
     kicks: np.ndarray  # sample positions the sidechain ducks at (empty without sidechain)
     notes: tuple[str, ...]
+    rides_db: tuple[float, ...]  # per section: the level ride applied after staging
 
 
 def energy_gain_db(energy: float) -> float:
@@ -136,7 +137,7 @@ def mix_regions(regions: Sequence[Region], *, source_for: Callable[[Region], np.
     for drop in sorted(drop_sections(plan) - {0}):
         if sweep_into(bus, grid=grid, plan=plan, drop=drop):
             notes.append(f"high-pass sweep into {plan.structure[drop].section}")
-    return MixResult(bus, gains, peaks, kicks, tuple(notes))
+    return MixResult(bus, gains, peaks, kicks, tuple(notes), tuple(rides))
 
 
 def stage_region(audio: np.ndarray, region: Region, *, gain_db: float, grid: Grid, plan: Plan,

@@ -59,7 +59,8 @@ class Region:
     end_bar: int
     mode: str  # "loop", "pattern", "hit" (once), "phrase" (every few bars) or "riser"
     traits: CategoryRule  # of the lane's category: staging, fades, ducking, its pattern
-    #: (section, dB) pairs: the region is this much quieter there (`daemon.render.beatguard`)
+    #: (section, dB) pairs: the region is this much louder (quieter when negative) there
+    #: (`daemon.render.beatguard`)
     trims_db: tuple[tuple[int, float], ...] = ()
 
     def trim_db(self, section: int) -> float:
