@@ -21,10 +21,10 @@ Where the kick still does not lead, the part whose onsets fall between the kicks
 hats: heard alone, its pulse at the tempo points away from the kick's) is lowered in that
 section only, and only where that made the kick's lead grow: quieter offbeats can also let the
 half tempo through, or unmask a fighter, which then goes as well. Where the kick still does not
-lead after that, the kick itself is turned up
-in that section, as a producer would in a crowded passage, and again only where its lead grew:
-onset strength is in decibels, so a louder kick can also let the parts on the other beats
-stand out against it.
+lead after that, the kick itself is turned up in that section, as a producer would in a crowded
+passage, and again only where its lead grew: onset strength is in decibels, so a louder kick
+can also let the parts on the other beats stand out against it. These last steps are heard
+without mixing the track again (`Hearing`).
 
 Onsets are computed with `daemon.embed.spectral` (plain numpy), as everywhere in the service.
 """
@@ -72,12 +72,12 @@ BACKBEAT_STEPS_DB = (-6.0, -12.0)
 BACKBEAT_PULSES = (0.5, 1.5)
 #: Then, where the kick still does not lead, the part whose onsets fall between the kicks
 #: (offbeat hats) cancels its pulse: in antiphase with it at the tempo. That part is lowered
-#: by this much in those sections only (one step, as each costs a mix; on the tuning library
-#: -9 dB, or -6 dB then -12 dB, left the kick leading fewer sections).
+#: by this much in those sections only (one step: on the tuning library -9 dB, or -6 dB then
+#: -12 dB, left the kick leading fewer sections).
 OFFBEAT_TRIM_DB = -12.0
-#: Last, where the kick still does not lead, it is turned up there by these steps (one trial
-#: mix each, kept per section where its lead grew): a few dB louder than the sections around
-#: it, never a new level for the track.
+#: Last, where the kick still does not lead, it is turned up there by these steps (each kept
+#: per section only where its lead grew): a few dB louder than the sections around it, never
+#: a new level for the track.
 KICK_BOOST_STEPS_DB = (3.0, 6.0)
 
 
